@@ -1,0 +1,1 @@
+"""Markets: symbol, base/quote, tick, lot, fees, status (issue 4)."""

@@ -1,0 +1,1 @@
+"""Volume summaries (later issue)."""

@@ -1,0 +1,61 @@
+"""Shared fixtures: the personas (alice, bob, mallory, staff) and the demo assets."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from accounts.models import Asset, User
+
+PASSWORD = "correct horse battery staple 42"
+
+
+@pytest.fixture
+def assets(db: None) -> dict[str, Asset]:
+    """The four demo assets with their real decimal places."""
+    specs = [("BTC", "Bitcoin", 8), ("ETH", "Ether", 18), ("USDT", "Tether", 6), ("IRT", "Toman", 0)]
+    return {
+        code: Asset.objects.get_or_create(code=code, defaults={"name": name, "decimals": dec})[0]
+        for code, name, dec in specs
+    }
+
+
+def make_user(email: str, **extra: object) -> User:
+    return User.objects.create_user(email=email, password=PASSWORD, **extra)
+
+
+@pytest.fixture
+def alice(db: None) -> User:
+    """A trader who will be funded by the test."""
+    return make_user("alice@example.com")
+
+
+@pytest.fixture
+def bob(db: None) -> User:
+    """The counterparty."""
+    return make_user("bob@example.com")
+
+
+@pytest.fixture
+def mallory(db: None) -> User:
+    """Tries other users' ids."""
+    return make_user("mallory@example.com")
+
+
+@pytest.fixture
+def staff(db: None) -> User:
+    """A staff member (2FA set up by tests that need the admin)."""
+    return make_user("staff@example.com", is_staff=True, is_superuser=True)
+
+
+def fund(user: User, asset: Asset, amount: str | Decimal, ref: str | None = None) -> None:
+    """Credit a deposit through the real service."""
+    from accounts.services.deposits import credit_deposit
+
+    credit_deposit(
+        user=user,
+        asset=asset,
+        amount=Decimal(amount),
+        external_ref=ref or f"test-{user.pk}-{asset.code}-{amount}-{Decimal(amount).as_tuple()}",
+    )

@@ -1,0 +1,1 @@
+"""Orders, trades, outbox and settlement cursors (issue 4)."""
