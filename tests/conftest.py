@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from decimal import Decimal
 
 import pytest
@@ -57,5 +58,5 @@ def fund(user: User, asset: Asset, amount: str | Decimal, ref: str | None = None
         user=user,
         asset=asset,
         amount=Decimal(amount),
-        external_ref=ref or f"test-{user.pk}-{asset.code}-{amount}-{Decimal(amount).as_tuple()}",
+        external_ref=ref or f"test-{uuid.uuid4().hex}",
     )
