@@ -1,0 +1,147 @@
+"""Accounts fixtures: assets by code, 2FA, limits, the ledger auditor and a state snapshot.
+
+Every test in tests/accounts that touches the database ends with the ledger auditor
+(`run_ledger_checks`): a scenario that leaves drift fails even if its own asserts passed.
+Drift-injection tests opt out by requesting the `ledger_drift` fixture.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from allauth.mfa.models import Authenticator
+
+from accounts.checks import run_ledger_checks
+from accounts.models import (
+    Asset,
+    Balance,
+    JournalEntry,
+    KycLevel,
+    Posting,
+    User,
+    Withdrawal,
+    WithdrawalLimit,
+)
+
+
+def assert_ledger_clean() -> None:
+    """Fail with the auditor's full report unless every invariant holds."""
+    report = run_ledger_checks()
+    assert report.ok, report.format()
+
+
+@pytest.fixture(autouse=True)
+def _ledger_audit(request: pytest.FixtureRequest) -> Iterator[None]:
+    names = request.fixturenames
+    uses_db = request.node.get_closest_marker("django_db") is not None or any(
+        name in names for name in ("db", "transactional_db", "_django_db_helper")
+    )
+    if not uses_db or "ledger_drift" in names:
+        yield
+        return
+    # Set up the database fixture first so it is torn down (rolled back) after the audit.
+    request.getfixturevalue("_django_db_helper")
+    request.getfixturevalue("settings")  # restored after the audit, not before
+    yield
+    assert_ledger_clean()
+
+
+@pytest.fixture
+def ledger_drift() -> None:
+    """Marks a test that injects drift on purpose: the end-of-test audit is skipped."""
+
+
+def balance_of(user: User, asset: Asset) -> tuple[Decimal, Decimal]:
+    """(available, locked) of the user's asset, zeros when there is no row."""
+    row = Balance.objects.filter(user=user, asset=asset).values_list("available", "locked").first()
+    return row if row is not None else (Decimal("0"), Decimal("0"))
+
+
+def snapshot() -> dict[str, Any]:
+    """Everything a rejected request must leave untouched: balances, ledger, withdrawals."""
+    return {
+        "balances": list(
+            Balance.objects.order_by("pk").values_list(
+                "pk", "user_id", "kind", "asset_id", "available", "locked"
+            )
+        ),
+        "entries": JournalEntry.objects.count(),
+        "postings": Posting.objects.count(),
+        "withdrawals": list(
+            Withdrawal.objects.order_by("pk").values_list("pk", "status", "amount", "fee")
+        ),
+    }
+
+
+def enable_totp(user: User) -> Authenticator:
+    """Give the user a TOTP authenticator (the service only checks that one exists)."""
+    return Authenticator.objects.create(
+        user=user, type=Authenticator.Type.TOTP, data={"secret": "JBSWY3DPEHPK3PXP"}
+    )
+
+
+@pytest.fixture
+def usdt(assets: dict[str, Asset]) -> Asset:
+    """USDT, 6 decimals, min withdrawal 10, fee 1."""
+    asset = assets["USDT"]
+    Asset.objects.filter(pk=asset.pk).update(
+        min_withdrawal=Decimal("10"), withdrawal_fee=Decimal("1")
+    )
+    asset.refresh_from_db()
+    return asset
+
+
+@pytest.fixture
+def btc(assets: dict[str, Asset]) -> Asset:
+    """BTC, 8 decimals, no fee, no minimum."""
+    return assets["BTC"]
+
+
+@pytest.fixture
+def limits(usdt: Asset, btc: Asset) -> None:
+    """Daily limits: USDT 1,000 / 50,000 / 1,000,000 by KYC level; BTC 10 at every level."""
+    for level, amount in [
+        (KycLevel.EMAIL_VERIFIED, "1000"),
+        (KycLevel.IDENTITY, "50000"),
+        (KycLevel.FULL, "1000000"),
+    ]:
+        WithdrawalLimit.objects.create(asset=usdt, kyc_level=level, daily_amount=Decimal(amount))
+    for level in KycLevel.values:
+        WithdrawalLimit.objects.create(asset=btc, kyc_level=level, daily_amount=Decimal("10"))
+
+
+@pytest.fixture
+def alice_2fa(alice: User) -> User:
+    """Alice with TOTP set up."""
+    enable_totp(alice)
+    return alice
+
+
+def order_holds_from_journal() -> dict[tuple[int, int], Decimal]:
+    """A hold source for tests without trading: what order holds and releases left locked."""
+    from django.db.models import Sum
+
+    from accounts.models import EntryKind
+
+    rows = (
+        Posting.objects.filter(
+            bucket="locked",
+            entry__kind__in=[EntryKind.ORDER_HOLD, EntryKind.ORDER_RELEASE],
+            balance__user__isnull=False,
+        )
+        .values("balance__user_id", "asset_id")
+        .annotate(total=Sum("amount"))
+    )
+    return {(row["balance__user_id"], row["asset_id"]): row["total"] for row in rows}
+
+
+@pytest.fixture
+def order_holds(settings: Any) -> None:
+    """Register the journal-based order hold source with the auditor (INV-5)."""
+    settings.LEDGER_HOLD_SOURCES = [
+        *settings.LEDGER_HOLD_SOURCES,
+        "tests.accounts.conftest.order_holds_from_journal",
+    ]
