@@ -11,4 +11,17 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "exchange.settings.base")
 app = Celery("exchange")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
-app.conf.beat_schedule = {}
+
+# Long-running loops live on their own queue so short tasks are never stuck behind them.
+app.conf.task_routes = {
+    "trading.tasks.matching_loop_task": {"queue": "matching"},
+    "trading.tasks.settlement_loop_task": {"queue": "matching"},
+}
+app.conf.beat_schedule = {
+    # Re-send outbox rows whose after-commit XADD never happened (crash, Redis down).
+    "trading.sweep_outbox": {"task": "trading.tasks.sweep_outbox", "schedule": 5.0},
+    # Every market gets its loops back within one period after a crash or a new market.
+    "trading.lease_watchdog": {"task": "trading.tasks.lease_watchdog", "schedule": 5.0},
+    # Bounded replay after a restart; the loops also snapshot every 50k commands / 30 s.
+    "trading.snapshot_books": {"task": "trading.tasks.snapshot_books", "schedule": 60.0},
+}

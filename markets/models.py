@@ -1,1 +1,110 @@
-"""Markets: symbol, base/quote, tick, lot, fees, status (issue 4)."""
+"""Markets: symbol, base/quote, tick, lot, fees, status (issue 4).
+
+A market's rules are read from its row on every order (one indexed lookup), so a staff edit
+in the admin takes effect on the next order without a restart.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from accounts.models import Asset
+
+MONEY = {"max_digits": 36, "decimal_places": 18}
+RATE = {"max_digits": 10, "decimal_places": 6}
+ZERO = Decimal("0")
+
+
+class MarketStatus(models.TextChoices):
+    TRADING = "trading", _("Trading")
+    CANCEL_ONLY = "cancel_only", _("Cancel only")
+    HALTED = "halted", _("Halted")
+
+
+class Market(models.Model):
+    """A pair traded against one order book: `base` is bought and sold, priced in `quote`.
+
+    Prices are multiples of `tick_size`, quantities multiples of `lot_size`; fees are rates
+    charged in the quote asset. `price_band_pct` bounds limit prices around `last_price`
+    (0 disables the band). TRADING accepts orders and cancels, CANCEL_ONLY only cancels,
+    HALTED refuses both.
+    """
+
+    symbol = models.CharField(max_length=32, unique=True)
+    base = models.ForeignKey(Asset, on_delete=models.PROTECT, related_name="base_markets")
+    quote = models.ForeignKey(Asset, on_delete=models.PROTECT, related_name="quote_markets")
+    tick_size = models.DecimalField(**MONEY)
+    lot_size = models.DecimalField(**MONEY)
+    min_quantity = models.DecimalField(**MONEY, default=ZERO)
+    max_quantity = models.DecimalField(**MONEY)
+    min_notional = models.DecimalField(**MONEY, default=ZERO)
+    maker_fee = models.DecimalField(**RATE, default=ZERO)
+    taker_fee = models.DecimalField(**RATE, default=ZERO)
+    price_band_pct = models.DecimalField(
+        max_digits=6,
+        decimal_places=2,
+        default=Decimal("10"),
+        help_text=_("Limit prices must lie within ±this % of the last price; 0 disables."),
+    )
+    status = models.CharField(
+        max_length=12, choices=MarketStatus.choices, default=MarketStatus.TRADING
+    )
+    last_price = models.DecimalField(**MONEY, null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ("symbol",)
+        constraints = (
+            models.CheckConstraint(
+                condition=~Q(base=models.F("quote")), name="market_base_ne_quote"
+            ),
+            models.CheckConstraint(condition=Q(tick_size__gt=0), name="market_tick_gt_0"),
+            models.CheckConstraint(condition=Q(lot_size__gt=0), name="market_lot_gt_0"),
+            models.CheckConstraint(condition=Q(min_quantity__gte=0), name="market_min_qty_gte_0"),
+            models.CheckConstraint(
+                condition=Q(max_quantity__gte=models.F("min_quantity")),
+                name="market_max_qty_gte_min",
+            ),
+            models.CheckConstraint(
+                condition=Q(min_notional__gte=0), name="market_min_notional_gte_0"
+            ),
+            models.CheckConstraint(
+                condition=Q(maker_fee__gte=0, maker_fee__lt=1), name="market_maker_fee_range"
+            ),
+            models.CheckConstraint(
+                condition=Q(taker_fee__gte=0, taker_fee__lt=1), name="market_taker_fee_range"
+            ),
+            models.CheckConstraint(
+                condition=Q(price_band_pct__gte=0, price_band_pct__lt=100),
+                name="market_band_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(last_price__isnull=True) | Q(last_price__gt=0),
+                name="market_last_price_gt_0",
+            ),
+        )
+
+    def __str__(self) -> str:
+        return self.symbol
+
+    @property
+    def input_stream(self) -> str:
+        return f"market:{self.symbol}:in"
+
+    @property
+    def output_stream(self) -> str:
+        return f"market:{self.symbol}:out"
+
+    @property
+    def is_trading(self) -> bool:
+        return self.status == MarketStatus.TRADING
+
+    @property
+    def accepts_cancels(self) -> bool:
+        return self.status in (MarketStatus.TRADING, MarketStatus.CANCEL_ONLY)

@@ -1,1 +1,252 @@
-"""Orders, trades, outbox and settlement cursors (issue 4)."""
+"""Orders, trades, outbox and settlement cursors (issue 4).
+
+Decimals at the boundary, integers (ticks, lots) only inside the engine: the engine's
+order id is `Order.pk` and its account id is `Order.user_id`. The choice values below are
+the engine's enum values (trading.engine.commands), so they convert with a plain lookup.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.db import models
+from django.db.models import F, Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from accounts.models import Asset, User
+from markets.models import Market
+
+MONEY = {"max_digits": 36, "decimal_places": 18}
+ZERO = Decimal("0")
+CLIENT_ORDER_ID_PATTERN = r"^[.A-Z:/a-z0-9_-]{1,36}$"
+
+
+class OrderSide(models.TextChoices):
+    BUY = "buy", _("Buy")
+    SELL = "sell", _("Sell")
+
+
+class OrderType(models.TextChoices):
+    LIMIT = "limit", _("Limit")
+    MARKET = "market", _("Market")
+    LIMIT_MAKER = "limit_maker", _("Limit maker (post-only)")
+    STOP_LIMIT = "stop_limit", _("Stop limit")
+    STOP_MARKET = "stop_market", _("Stop market")
+
+
+class TimeInForce(models.TextChoices):
+    GTC = "gtc", _("Good till cancelled")
+    IOC = "ioc", _("Immediate or cancel")
+    FOK = "fok", _("Fill or kill")
+
+
+class StpMode(models.TextChoices):
+    NONE = "none", _("None")
+    EXPIRE_TAKER = "expire_taker", _("Expire taker")
+    EXPIRE_MAKER = "expire_maker", _("Expire maker")
+    EXPIRE_BOTH = "expire_both", _("Expire both")
+
+
+class OrderStatus(models.TextChoices):
+    NEW = "new", _("New")
+    PARTIALLY_FILLED = "partially_filled", _("Partially filled")
+    FILLED = "filled", _("Filled")
+    CANCELED = "canceled", _("Canceled")
+    REJECTED = "rejected", _("Rejected")
+    EXPIRED = "expired", _("Expired")
+
+
+OPEN_STATUSES = (OrderStatus.NEW, OrderStatus.PARTIALLY_FILLED)
+TERMINAL_STATUSES = (
+    OrderStatus.FILLED,
+    OrderStatus.CANCELED,
+    OrderStatus.REJECTED,
+    OrderStatus.EXPIRED,
+)
+
+
+class Order(models.Model):
+    """One order of one user in one market, from acceptance to its terminal state.
+
+    `hold_amount` is what was locked at acceptance (quote for buys, base for sells) and
+    `hold_remaining` what is still locked for it; settlement lowers `hold_remaining` as
+    fills consume it and releases the rest when the order ends. `quantity` is in base and is
+    null only for a market buy by `quote_amount`.
+    """
+
+    user = models.ForeignKey(User, on_delete=models.PROTECT, related_name="orders")
+    market = models.ForeignKey(Market, on_delete=models.PROTECT, related_name="orders")
+    client_order_id = models.CharField(max_length=36)
+    side = models.CharField(max_length=4, choices=OrderSide.choices)
+    order_type = models.CharField(max_length=12, choices=OrderType.choices)
+    time_in_force = models.CharField(
+        max_length=3, choices=TimeInForce.choices, default=TimeInForce.GTC
+    )
+    price = models.DecimalField(**MONEY, null=True, blank=True)
+    stop_price = models.DecimalField(**MONEY, null=True, blank=True)
+    quantity = models.DecimalField(**MONEY, null=True, blank=True)
+    quote_amount = models.DecimalField(**MONEY, null=True, blank=True)
+    stp_mode = models.CharField(max_length=12, choices=StpMode.choices, default=StpMode.NONE)
+    filled_quantity = models.DecimalField(**MONEY, default=ZERO)
+    filled_quote = models.DecimalField(**MONEY, default=ZERO)
+    fee_paid = models.DecimalField(**MONEY, default=ZERO)
+    hold_asset = models.ForeignKey(Asset, on_delete=models.PROTECT, related_name="+")
+    hold_amount = models.DecimalField(**MONEY)
+    hold_remaining = models.DecimalField(**MONEY)
+    status = models.CharField(max_length=16, choices=OrderStatus.choices, default=OrderStatus.NEW)
+    reject_reason = models.CharField(max_length=64, blank=True)
+    accepted_seq = models.BigIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ("-pk",)
+        constraints = (
+            models.UniqueConstraint(fields=["user", "client_order_id"], name="order_user_coid"),
+            models.CheckConstraint(condition=Q(filled_quantity__gte=0), name="order_filled_gte_0"),
+            models.CheckConstraint(
+                condition=Q(quantity__isnull=True) | Q(filled_quantity__lte=F("quantity")),
+                name="order_filled_lte_quantity",
+            ),
+            models.CheckConstraint(
+                condition=Q(filled_quote__gte=0), name="order_filled_quote_gte_0"
+            ),
+            models.CheckConstraint(condition=Q(fee_paid__gte=0), name="order_fee_gte_0"),
+            models.CheckConstraint(condition=Q(hold_remaining__gte=0), name="order_hold_rem_gte_0"),
+            models.CheckConstraint(
+                condition=Q(hold_remaining__lte=F("hold_amount")), name="order_hold_rem_lte_hold"
+            ),
+            models.CheckConstraint(
+                condition=Q(quantity__isnull=False) | Q(quote_amount__isnull=False),
+                name="order_quantity_or_quote",
+            ),
+        )
+        indexes = (
+            models.Index(
+                fields=["market", "id"],
+                condition=Q(status__in=["new", "partially_filled"]),
+                name="order_open_by_market",
+            ),
+            models.Index(
+                fields=["user", "hold_asset"],
+                condition=Q(status__in=["new", "partially_filled"]),
+                name="order_open_by_user",
+            ),
+            models.Index(fields=["user", "-id"], name="order_user_recent"),
+        )
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.side} {self.quantity or self.quote_amount} {self.market_id}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in OPEN_STATUSES
+
+    @property
+    def remaining_quantity(self) -> Decimal | None:
+        return None if self.quantity is None else self.quantity - self.filled_quantity
+
+
+class Trade(models.Model):
+    """One fill between a resting maker and an incoming taker, at the maker's price.
+
+    `seq` is the engine event's sequence number: unique per market, so settling a batch
+    twice cannot insert a trade twice. Fees are in the quote asset.
+    """
+
+    market = models.ForeignKey(Market, on_delete=models.PROTECT, related_name="trades")
+    seq = models.BigIntegerField()
+    maker_order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="+")
+    taker_order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="+")
+    buy_order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="buy_trades")
+    sell_order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="sell_trades")
+    price = models.DecimalField(**MONEY)
+    quantity = models.DecimalField(**MONEY)
+    quote_quantity = models.DecimalField(**MONEY)
+    taker_side = models.CharField(max_length=4, choices=OrderSide.choices)
+    maker_fee = models.DecimalField(**MONEY, default=ZERO)
+    taker_fee = models.DecimalField(**MONEY, default=ZERO)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ("-pk",)
+        constraints = (
+            models.UniqueConstraint(fields=["market", "seq"], name="trade_market_seq"),
+            models.CheckConstraint(condition=Q(price__gt=0), name="trade_price_gt_0"),
+            models.CheckConstraint(condition=Q(quantity__gt=0), name="trade_quantity_gt_0"),
+            models.CheckConstraint(condition=Q(quote_quantity__gt=0), name="trade_quote_gt_0"),
+            models.CheckConstraint(condition=Q(maker_fee__gte=0), name="trade_maker_fee_gte_0"),
+            models.CheckConstraint(condition=Q(taker_fee__gte=0), name="trade_taker_fee_gte_0"),
+            models.CheckConstraint(
+                condition=~Q(buy_order=F("sell_order")), name="trade_buy_ne_sell"
+            ),
+        )
+        indexes = (models.Index(fields=["market", "-created_at"], name="trade_market_recent"),)
+
+    def __str__(self) -> str:
+        return f"{self.market_id}#{self.seq} {self.quantity} @ {self.price}"
+
+
+class OutboxEntry(models.Model):
+    """A command for a market's input stream, written in the transaction that caused it.
+
+    `published_at` and `stream_id` are set once the command reached Redis; a sweeper
+    re-sends rows left unpublished (the matching loop dedupes by the payload's "cid").
+    """
+
+    market = models.ForeignKey(Market, on_delete=models.PROTECT, related_name="outbox")
+    payload = models.JSONField()
+    created_at = models.DateTimeField(default=timezone.now)
+    published_at = models.DateTimeField(null=True, blank=True)
+    stream_id = models.CharField(max_length=32, blank=True)
+
+    class Meta:
+        ordering = ("pk",)
+        verbose_name_plural = "outbox entries"
+        indexes = (
+            models.Index(
+                fields=["created_at"],
+                condition=Q(published_at__isnull=True),
+                name="outbox_unpublished",
+            ),
+        )
+
+    def __str__(self) -> str:
+        return f"outbox #{self.pk} {self.market_id} {self.payload.get('type', '?')}"
+
+
+class SettlementCursor(models.Model):
+    """The last engine sequence number settled for a market; its row lock serialises settlement."""
+
+    market = models.OneToOneField(
+        Market, on_delete=models.PROTECT, related_name="settlement_cursor"
+    )
+    last_seq = models.BigIntegerField(default=0)
+    fence_token = models.BigIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ("market",)
+
+    def __str__(self) -> str:
+        return f"{self.market_id} settled to {self.last_seq}"
+
+
+class EngineSnapshot(models.Model):
+    """A serialized engine state at `seq`, with the input-stream offset to replay from."""
+
+    market = models.ForeignKey(Market, on_delete=models.PROTECT, related_name="snapshots")
+    seq = models.BigIntegerField()
+    input_offset = models.CharField(max_length=32)
+    fence_token = models.BigIntegerField(default=0)
+    data = models.BinaryField()
+    checksum = models.CharField(max_length=64)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ("-pk",)
+        indexes = (models.Index(fields=["market", "-seq"], name="snapshot_market_seq"),)
+
+    def __str__(self) -> str:
+        return f"{self.market_id} snapshot at {self.seq}"

@@ -166,6 +166,12 @@ API_KEY_ENCRYPTION_KEY = env_secret(
 API_SIGNATURE_MAX_RECV_WINDOW_MS = 60_000
 API_SIGNATURE_DEFAULT_RECV_WINDOW_MS = 5_000
 
+# The ledger auditor (accounts.checks) without accounts importing other apps: dotted paths
+# to callables returning required holds {(user_id, asset_id): Decimal}, and extra checks
+# returning lists of violation strings.
+LEDGER_HOLD_SOURCES: list[str] = ["trading.holds.open_order_holds"]
+LEDGER_EXTRA_CHECKS: list[str] = ["trading.holds.check_orders"]
+
 # Security: all on unless DEBUG; `check --deploy` stays silent with production values.
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
