@@ -27,7 +27,7 @@ __all__ = [
 ]
 
 
-class InvalidAmount(DomainError):  # noqa: N818 (STYLE.md names errors by condition)
+class InvalidAmount(DomainError):
     """An amount that is not a plain positive decimal within the asset's precision.
 
     Codes: amount_invalid, amount_not_positive, amount_too_precise, amount_too_long,
@@ -37,13 +37,13 @@ class InvalidAmount(DomainError):  # noqa: N818 (STYLE.md names errors by condit
     code = "amount_invalid"
 
 
-class InvalidInput(DomainError):  # noqa: N818 (STYLE.md names errors by condition)
+class InvalidInput(DomainError):
     """A non-amount input that is malformed (a reference, a reason, a level)."""
 
     code = "invalid"
 
 
-class InvalidAddress(DomainError):  # noqa: N818 (STYLE.md names errors by condition)
+class InvalidAddress(DomainError):
     """A withdrawal address that is empty, too long or not printable ASCII."""
 
     code = "address_invalid"
@@ -55,13 +55,13 @@ class UnknownAsset(NotFound):
     code = "asset_unknown"
 
 
-class AssetUnavailable(DomainError):  # noqa: N818 (STYLE.md names errors by condition)
+class AssetUnavailable(DomainError):
     """The asset exists but is disabled."""
 
     code = "asset_inactive"
 
 
-class InsufficientFunds(DomainError):  # noqa: N818 (STYLE.md names errors by condition)
+class InsufficientFunds(DomainError):
     """A debit would take a bucket of a balance below zero."""
 
     code = "insufficient_funds"
@@ -80,34 +80,34 @@ class InsufficientFunds(DomainError):  # noqa: N818 (STYLE.md names errors by co
         self.requested = requested
 
 
-class DepositConflict(DomainError):  # noqa: N818 (STYLE.md names errors by condition)
+class DepositConflict(DomainError):
     """The external reference was already credited with a different user or amount."""
 
     code = "deposit_conflict"
     status = 409
 
 
-class AccountFrozen(DomainError):  # noqa: N818 (STYLE.md names errors by condition)
+class AccountFrozen(DomainError):
     """The user is frozen by staff: no withdrawals, transfers or trading."""
 
     code = "account_frozen"
     status = 403
 
 
-class TwoFactorRequired(DomainError):  # noqa: N818 (STYLE.md names errors by condition)
+class TwoFactorRequired(DomainError):
     """The action needs a TOTP authenticator set up on the account."""
 
     code = "two_factor_required"
     status = 403
 
 
-class WithdrawalLimitExceeded(DomainError):  # noqa: N818 (STYLE.md names errors by condition)
+class WithdrawalLimitExceeded(DomainError):
     """Today's withdrawals plus this one exceed the daily limit of the user's KYC level."""
 
     code = "withdrawal_limit_exceeded"
 
 
-class WithdrawalStateConflict(DomainError):  # noqa: N818 (STYLE.md names errors by condition)
+class WithdrawalStateConflict(DomainError):
     """The withdrawal is not in a state that allows this decision (already decided)."""
 
     code = "withdrawal_invalid_state"
