@@ -86,11 +86,11 @@ class Asset(models.Model):
 
     class Meta:
         ordering = ("code",)
-        constraints = [
+        constraints = (
             models.CheckConstraint(condition=Q(decimals__lte=18), name="asset_decimals_lte_18"),
             models.CheckConstraint(condition=Q(min_withdrawal__gte=0), name="asset_min_wd_gte_0"),
             models.CheckConstraint(condition=Q(withdrawal_fee__gte=0), name="asset_wd_fee_gte_0"),
-        ]
+        )
 
     def __str__(self) -> str:
         return self.code
@@ -122,12 +122,14 @@ class Balance(models.Model):
 
     class Meta:
         ordering = ("pk",)
-        constraints = [
+        constraints = (
             models.UniqueConstraint(
                 fields=["user", "asset"], condition=Q(user__isnull=False), name="balance_user_asset"
             ),
             models.UniqueConstraint(
-                fields=["kind", "asset"], condition=Q(user__isnull=True), name="balance_system_asset"
+                fields=["kind", "asset"],
+                condition=Q(user__isnull=True),
+                name="balance_system_asset",
             ),
             models.CheckConstraint(
                 condition=(Q(kind="user") & Q(user__isnull=False))
@@ -138,7 +140,7 @@ class Balance(models.Model):
                 condition=Q(available__gte=0) | Q(kind="external"), name="balance_available_gte_0"
             ),
             models.CheckConstraint(condition=Q(locked__gte=0), name="balance_locked_gte_0"),
-        ]
+        )
 
     def __str__(self) -> str:
         owner = self.user.email if self.user else self.kind
@@ -199,9 +201,9 @@ class Posting(models.Model):
 
     class Meta:
         ordering = ("pk",)
-        constraints = [
+        constraints = (
             models.CheckConstraint(condition=~Q(amount=0), name="posting_amount_nonzero"),
-        ]
+        )
 
     def __str__(self) -> str:
         return f"{self.amount:+} {self.asset_id} {self.bucket} -> balance {self.balance_id}"
@@ -222,10 +224,10 @@ class Deposit(models.Model):
 
     class Meta:
         ordering = ("-pk",)
-        constraints = [
+        constraints = (
             models.UniqueConstraint(fields=["asset", "external_ref"], name="deposit_external_ref"),
             models.CheckConstraint(condition=Q(amount__gt=0), name="deposit_amount_gt_0"),
-        ]
+        )
 
     def __str__(self) -> str:
         return f"deposit {self.amount} {self.asset_id} to {self.user_id} ({self.external_ref})"
@@ -260,10 +262,10 @@ class Withdrawal(models.Model):
 
     class Meta:
         ordering = ("-pk",)
-        constraints = [
+        constraints = (
             models.CheckConstraint(condition=Q(amount__gt=0), name="withdrawal_amount_gt_0"),
             models.CheckConstraint(condition=Q(fee__gte=0), name="withdrawal_fee_gte_0"),
-        ]
+        )
 
     def __str__(self) -> str:
         return f"withdrawal #{self.pk} {self.amount} {self.asset_id} ({self.status})"
@@ -286,10 +288,10 @@ class WithdrawalLimit(models.Model):
 
     class Meta:
         ordering = ("asset", "kyc_level")
-        constraints = [
+        constraints = (
             models.UniqueConstraint(fields=["asset", "kyc_level"], name="withdrawal_limit_unique"),
             models.CheckConstraint(condition=Q(daily_amount__gte=0), name="wd_limit_gte_0"),
-        ]
+        )
 
     def __str__(self) -> str:
         return f"{self.asset_id} level {self.kyc_level}: {self.daily_amount}/day"
@@ -320,13 +322,13 @@ class ApiKey(models.Model):
 
     class Meta:
         ordering = ("-pk",)
-        constraints = [
+        constraints = (
             models.CheckConstraint(
                 condition=(Q(key_type="hmac") & Q(secret_encrypted__isnull=False))
                 | (Q(key_type="ed25519") & ~Q(public_key="")),
                 name="api_key_material_matches_type",
             ),
-        ]
+        )
 
     def __str__(self) -> str:
         return f"{self.label} ({self.key[:8]}…)"

@@ -7,6 +7,7 @@ in the admin takes effect on the next order without a restart.
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 from django.db import models
 from django.db.models import Q
@@ -15,8 +16,8 @@ from django.utils.translation import gettext_lazy as _
 
 from accounts.models import Asset
 
-MONEY = {"max_digits": 36, "decimal_places": 18}
-RATE = {"max_digits": 10, "decimal_places": 6}
+MONEY: dict[str, Any] = {"max_digits": 36, "decimal_places": 18}  # Any: field kwargs
+RATE: dict[str, Any] = {"max_digits": 10, "decimal_places": 6}
 ZERO = Decimal("0")
 
 

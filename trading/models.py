@@ -8,6 +8,7 @@ the engine's enum values (trading.engine.commands), so they convert with a plain
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 from django.db import models
 from django.db.models import F, Q
@@ -17,7 +18,7 @@ from django.utils.translation import gettext_lazy as _
 from accounts.models import Asset, User
 from markets.models import Market
 
-MONEY = {"max_digits": 36, "decimal_places": 18}
+MONEY: dict[str, Any] = {"max_digits": 36, "decimal_places": 18}  # Any: field kwargs
 ZERO = Decimal("0")
 CLIENT_ORDER_ID_PATTERN = r"^[.A-Z:/a-z0-9_-]{1,36}$"
 

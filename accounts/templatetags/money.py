@@ -1,0 +1,20 @@
+"""Template filters for showing money: exact decimals, never floats or exponents."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django import template
+
+register = template.Library()
+
+
+@register.filter
+def amount(value: Decimal | None) -> str:
+    """Decimal without trailing zeros or exponent: 1.50000000 -> "1.5", 1E+3 -> "1000"."""
+    if value is None:
+        return "0"
+    if not isinstance(value, Decimal):
+        value = Decimal(str(value))
+    text = format(value.normalize(), "f")
+    return "0" if text in ("-0", "0") else text

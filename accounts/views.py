@@ -1,0 +1,178 @@
+"""Web pages of the accounts app: home, wallet, API keys, security.
+
+Thin: a form parses, a service acts, a DomainError becomes a form error. Nothing here
+writes a row itself.
+"""
+
+from __future__ import annotations
+
+from allauth.mfa.models import Authenticator
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.db.models import Q
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.cache import add_never_cache_headers
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from accounts.forms import ApiKeyCreateForm, WithdrawalForm, add_domain_error, deposit_reference
+from accounts.http import client_ip
+from accounts.models import AuditLog, User
+from accounts.selectors import (
+    list_assets,
+    list_balances,
+    list_deposits,
+    list_ledger,
+    list_withdrawals,
+)
+from accounts.services.apikeys import create_api_key, list_api_keys, revoke_api_key
+from accounts.services.twofactor import has_totp, verify_totp_code
+from accounts.services.withdrawals import request_withdrawal
+from exchange.errors import DomainError, NotFound
+
+HISTORY_ROWS = 50  # a page of history; older rows belong to an export, not to this page
+SECURITY_EVENTS_SHOWN = 15
+SECURITY_ACTIONS = (
+    "auth.login",
+    "auth.login_failed",
+    "auth.logout",
+    "auth.mfa_failed",
+    "auth.totp_failed",
+    "mfa.enabled",
+    "mfa.disabled",
+    "mfa.recovery_codes_regenerated",
+    "api_key.created",
+    "api_key.revoked",
+)
+
+
+@require_GET
+def home(request: HttpRequest) -> HttpResponse:
+    """The landing page: what the exchange offers and the listed assets."""
+    return render(request, "home.html", {"assets": list_assets()})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def wallet(request: HttpRequest) -> HttpResponse:
+    """Balances, deposit instructions, the withdrawal form and the account's history.
+
+    A withdrawal needs a valid TOTP code, checked here before the service is called; any
+    refusal re-renders the form with the error and changes nothing.
+    """
+    user = _user(request)
+    form = WithdrawalForm(request.POST or None, prefix="withdraw")
+    if request.method == "POST" and form.is_valid():
+        try:
+            verify_totp_code(
+                user=user, code=form.cleaned_data["totp_code"], ip_address=client_ip(request)
+            )
+            withdrawal = request_withdrawal(
+                user=user,
+                asset=form.cleaned_data["asset"],
+                amount=form.cleaned_data["amount"],
+                address=form.cleaned_data["address"],
+            )
+        except DomainError as exc:
+            add_domain_error(form, exc)
+        else:
+            messages.success(
+                request,
+                _("Withdrawal of %(amount)s %(asset)s requested; it is pending review.")
+                % {"amount": withdrawal.amount, "asset": withdrawal.asset.code},
+            )
+            return redirect("wallet")
+    status = 400 if request.method == "POST" else 200
+    return render(request, "accounts/wallet.html", _wallet_context(user, form), status=status)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def api_keys(request: HttpRequest) -> HttpResponse:
+    """List the user's API keys and create new ones; an HMAC secret is shown exactly once.
+
+    The secret is rendered into the response to the creating POST only: it is never put in
+    the session, a message or a redirect, and the response is marked no-store.
+    """
+    user = _user(request)
+    form = ApiKeyCreateForm(request.POST or None, prefix="key")
+    created = None
+    if request.method == "POST" and form.is_valid():
+        try:
+            created = create_api_key(
+                user=user, ip_address=client_ip(request), **form.service_kwargs()
+            )
+        except DomainError as exc:
+            add_domain_error(form, exc, fields=ApiKeyCreateForm.SERVICE_FIELDS)
+        else:
+            form = ApiKeyCreateForm(prefix="key")
+    context = {
+        "form": form,
+        "created": created,
+        "keys": list_api_keys(user=user),
+        "has_totp": has_totp(user=user),
+    }
+    status = 400 if request.method == "POST" and created is None else 200
+    response = render(request, "accounts/api_keys.html", context, status=status)
+    add_never_cache_headers(response)
+    return response
+
+
+@login_required
+@require_POST
+def api_key_revoke(request: HttpRequest, pk: int) -> HttpResponse:
+    """Revoke one of the user's keys. Someone else's key id is a 404, like a missing one."""
+    try:
+        api_key = revoke_api_key(user=_user(request), api_key_id=pk, ip_address=client_ip(request))
+    except NotFound as exc:
+        raise Http404(exc.message) from exc
+    messages.success(request, _("API key “%(label)s” revoked.") % {"label": api_key.label})
+    return HttpResponseRedirect(reverse("api_keys"))
+
+
+@login_required
+@require_GET
+def security(request: HttpRequest) -> HttpResponse:
+    """2FA status with links to allauth's MFA pages, and recent security events."""
+    user = _user(request)
+    authenticators = {a.type: a for a in Authenticator.objects.filter(user=user)}
+    recovery = authenticators.get(Authenticator.Type.RECOVERY_CODES)
+    # The audit log has no per-user selector yet; this read is the page's only query of it.
+    # Failed sign-ins have no actor (nobody signed in) but name the account as the target.
+    events = AuditLog.objects.filter(
+        Q(actor=user) | Q(target_type="accounts.user", target_id=str(user.pk)),
+        action__in=SECURITY_ACTIONS,
+    ).order_by("-pk")[:SECURITY_EVENTS_SHOWN]
+    context = {
+        "totp": authenticators.get(Authenticator.Type.TOTP),
+        "recovery_codes": recovery,
+        "unused_recovery_codes": len(recovery.wrap().get_unused_codes()) if recovery else 0,
+        "events": events,
+    }
+    return render(request, "accounts/security.html", context)
+
+
+def _wallet_context(user: User, form: WithdrawalForm) -> dict[str, object]:
+    balances = {b.asset_id: b for b in list_balances(user=user)}
+    rows = [{"asset": asset, "balance": balances.pop(asset.pk, None)} for asset in list_assets()]
+    # A delisted asset the user still holds stays visible: they must be able to see it.
+    rows += [{"asset": balance.asset, "balance": balance} for balance in balances.values()]
+    return {
+        "rows": rows,
+        "form": form,
+        "reference": deposit_reference(user),
+        "has_totp": has_totp(user=user),
+        "deposits": list_deposits(user=user)[:HISTORY_ROWS],
+        "withdrawals": list_withdrawals(user=user)[:HISTORY_ROWS],
+        "ledger": list_ledger(user=user)[:HISTORY_ROWS],
+    }
+
+
+def _user(request: HttpRequest) -> User:
+    user = request.user
+    if not isinstance(user, User):  # unreachable: login_required ran first
+        raise PermissionDenied
+    return user

@@ -1,0 +1,17 @@
+"""Business-rule errors of the markets app, each with a stable machine `code`."""
+
+from __future__ import annotations
+
+from exchange.errors import DomainError, NotFound
+
+
+class MarketNotFound(NotFound):
+    """No market with that symbol or id."""
+
+    code = "market_not_found"
+
+
+class InvalidMarketRules(DomainError):
+    """A staff edit would leave the market's rules inconsistent."""
+
+    code = "market_rules_invalid"

@@ -1,0 +1,73 @@
+"""Reads of markets: always fresh rows, with base and quote loaded."""
+
+from __future__ import annotations
+
+import copy
+from datetime import datetime
+from decimal import Decimal
+
+from django.db import connection
+from django.db.models import QuerySet
+
+from markets.errors import MarketNotFound
+from markets.models import Market, MarketStatus
+
+MAX_SYMBOL_CHARS = 32
+
+
+def get_market(*, symbol: str | None = None, market_id: int | None = None) -> Market:
+    """The market by symbol or id, read from the database now (staff edits apply at once).
+
+    Raises MarketNotFound for an unknown (or malformed) symbol or id.
+    """
+    markets = Market.objects.select_related("base", "quote")
+    found: Market | None = None
+    if market_id is not None:
+        found = markets.filter(pk=market_id).first()
+    elif isinstance(symbol, str) and 0 < len(symbol) <= MAX_SYMBOL_CHARS:
+        found = markets.filter(symbol=symbol.upper()).first()
+    if found is None:
+        raise MarketNotFound("No such market.", field="market")
+    return found
+
+
+# Per process: market id -> (updated_at, the row with base and quote loaded). Rules change
+# only through save() (admin, services), which bumps updated_at; status and last_price are
+# re-read on every call anyway, because settlement may move last_price with update().
+_rules_cache: dict[int, tuple[datetime, Market]] = {}
+
+
+def get_current_market(*, market_id: int) -> Market:
+    """The market as it is now, for the order hot path: one narrow query per call.
+
+    Reads (updated_at, status, last_price); the rest of the row (rules, base, quote) comes
+    from a per-process cache keyed on updated_at, so a staff edit applies to the very next
+    call without a restart. Returns a private copy: callers may not share it across threads
+    for writing. Raises MarketNotFound.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT updated_at, status, last_price FROM markets_market WHERE id = %s",
+            [market_id],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        raise MarketNotFound("No such market.", field="market")
+    updated_at, status, last_price = row
+    cached = _rules_cache.get(market_id)
+    if cached is None or cached[0] != updated_at:
+        fresh = get_market(market_id=market_id)
+        _rules_cache[market_id] = (fresh.updated_at, fresh)
+        cached = _rules_cache[market_id]
+    market = copy.copy(cached[1])
+    market.status = status
+    market.last_price = last_price if last_price is None else Decimal(last_price)
+    return market
+
+
+def list_markets(*, tradable_only: bool = False) -> QuerySet[Market]:
+    """All markets by symbol; with `tradable_only`, those accepting new orders."""
+    markets = Market.objects.select_related("base", "quote").order_by("symbol")
+    if tradable_only:
+        markets = markets.filter(status=MarketStatus.TRADING)
+    return markets

@@ -1,0 +1,154 @@
+"""Trading fixtures: three markets with realistic rules, Redis isolation, the auditor.
+
+Every trading test that touches the database ends with the ledger auditor
+(accounts.checks.run_ledger_checks, with trading's hold source and order checks registered
+in settings). Tests that inject drift on purpose request `ledger_drift` to opt out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
+
+import pytest
+import redis
+from django.conf import settings
+
+from accounts.checks import run_ledger_checks
+from accounts.models import Asset, Balance, JournalEntry, Posting, User
+from markets.models import Market, MarketStatus
+from trading.models import Order, OutboxEntry
+from trading.redis import get_redis, reset_redis_clients
+
+
+def assert_ledger_clean() -> None:
+    """Fail with the auditor's full report unless every invariant holds."""
+    report = run_ledger_checks()
+    assert report.ok, report.format()
+
+
+@pytest.fixture(autouse=True)
+def _ledger_audit(request: pytest.FixtureRequest) -> Iterator[None]:
+    names = request.fixturenames
+    uses_db = request.node.get_closest_marker("django_db") is not None or any(
+        name in names for name in ("db", "transactional_db", "_django_db_helper")
+    )
+    if not uses_db or "ledger_drift" in names:
+        yield
+        return
+    request.getfixturevalue("_django_db_helper")  # set up first, torn down after the audit
+    yield
+    assert_ledger_clean()
+
+
+@pytest.fixture
+def ledger_drift() -> None:
+    """Marks a test that breaks an invariant on purpose: the end-of-test audit is skipped."""
+
+
+@pytest.fixture
+def redis_db() -> Iterator[redis.Redis]:
+    """The exchange's Redis database, emptied before and after the test.
+
+    FLUSHDB of the database named in REDIS_URL only, never FLUSHALL: other engineers and
+    services share the server. Refuses to run against database 0 (the default one).
+    """
+    reset_redis_clients()
+    client = get_redis()
+    db = client.connection_pool.connection_kwargs.get("db", 0)
+    assert db != 0, f"tests must not flush Redis db 0 (REDIS_URL={settings.REDIS_URL})"
+    client.flushdb()
+    yield client
+    client.flushdb()
+    reset_redis_clients()
+
+
+def make_market(symbol: str, base: Asset, quote: Asset, **rules: Any) -> Market:
+    """A TRADING market; `rules` override the defaults."""
+    fields: dict[str, Any] = {
+        "tick_size": Decimal("0.01"),
+        "lot_size": Decimal("0.0001"),
+        "min_quantity": Decimal("0.0001"),
+        "max_quantity": Decimal("1000"),
+        "min_notional": Decimal("5"),
+        "maker_fee": Decimal("0.001"),
+        "taker_fee": Decimal("0.002"),
+        "price_band_pct": Decimal("10"),
+        "status": MarketStatus.TRADING,
+        "last_price": None,
+    }
+    fields.update(rules)
+    return Market.objects.create(symbol=symbol, base=base, quote=quote, **fields)
+
+
+@pytest.fixture
+def btc_usdt(assets: dict[str, Asset]) -> Market:
+    """BTC priced in USDT: tick 0.01, lot 0.00001, min 0.0001 BTC, min value 5 USDT,
+    fees 0.1% maker / 0.2% taker, ±10% band around a last price of 50,000."""
+    return make_market(
+        "BTC-USDT",
+        assets["BTC"],
+        assets["USDT"],
+        lot_size=Decimal("0.00001"),
+        min_quantity=Decimal("0.0001"),
+        max_quantity=Decimal("100"),
+        last_price=Decimal("50000"),
+    )
+
+
+@pytest.fixture
+def eth_usdt(assets: dict[str, Asset]) -> Market:
+    """ETH priced in USDT: tick 0.01, lot 0.0001, 0.1% both sides, no last price yet."""
+    return make_market(
+        "ETH-USDT",
+        assets["ETH"],
+        assets["USDT"],
+        taker_fee=Decimal("0.001"),
+        max_quantity=Decimal("10000"),
+    )
+
+
+@pytest.fixture
+def usdt_irt(assets: dict[str, Asset]) -> Market:
+    """USDT priced in IRT (0 decimals): tick 10, lot 0.01, min value 100,000 IRT,
+    fees 0.25% / 0.35%, ±5% band around 60,000."""
+    return make_market(
+        "USDT-IRT",
+        assets["USDT"],
+        assets["IRT"],
+        tick_size=Decimal("10"),
+        lot_size=Decimal("0.01"),
+        min_quantity=Decimal("1"),
+        max_quantity=Decimal("1000000"),
+        min_notional=Decimal("100000"),
+        maker_fee=Decimal("0.0025"),
+        taker_fee=Decimal("0.0035"),
+        price_band_pct=Decimal("5"),
+        last_price=Decimal("60000"),
+    )
+
+
+def balance_of(user: User, asset: Asset) -> tuple[Decimal, Decimal]:
+    """(available, locked) of the user's asset, zeros when there is no row."""
+    row = Balance.objects.filter(user=user, asset=asset).values_list("available", "locked").first()
+    return row if row is not None else (Decimal("0"), Decimal("0"))
+
+
+def snapshot() -> dict[str, Any]:
+    """Everything a rejected request must leave untouched."""
+    return {
+        "balances": list(
+            Balance.objects.order_by("pk").values_list(
+                "pk", "user_id", "kind", "asset_id", "available", "locked"
+            )
+        ),
+        "entries": JournalEntry.objects.count(),
+        "postings": Posting.objects.count(),
+        "orders": list(
+            Order.objects.order_by("pk").values_list(
+                "pk", "status", "hold_remaining", "filled_quantity"
+            )
+        ),
+        "outbox": list(OutboxEntry.objects.order_by("pk").values_list("pk", "published_at")),
+    }
