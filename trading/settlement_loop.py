@@ -1,0 +1,240 @@
+"""The per-market settlement consumer: output stream -> settle_batch -> XACK.
+
+Reads the market's output stream through the consumer group "settlement" (XREADGROUP,
+bounded COUNT, short BLOCK), keeps what it read in a buffer ordered by stream id (= the
+order the matching loop wrote it), and settles the contiguous prefix after the cursor in one
+transaction. Entries are acknowledged only after that transaction commits, so a consumer
+killed mid-batch leaves them pending: the next owner claims them (XAUTOCLAIM) and settles
+them again, harmlessly, because settle_batch drops seqs it has seen. A gap (an entry
+missing before others) leaves the later entries unacknowledged until the hole is filled.
+
+One consumer per market at a time (its own lease, role "settlement"); the cursor row lock
+would keep two consumers correct anyway, the lease just keeps them from fighting.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db import close_old_connections
+from redis.exceptions import ResponseError
+
+from markets.models import Market
+from trading.lease import Lease, LeaseLost, owner_label
+from trading.matching import SHUTDOWN
+from trading.models import SettlementCursor
+from trading.redis import get_redis
+from trading.services.settlement import SequenceGap, settle_batch
+
+logger = logging.getLogger(__name__)
+
+GROUP = "settlement"
+# Entries per XREADGROUP. An entry holds one matching batch (a few to ~500 commands); when
+# settlement lags, bigger transactions amortise its fixed per-batch statements, and
+# MAX_BATCH_EVENTS bounds how big one gets.
+READ_COUNT = 64
+MAX_BATCH_EVENTS = 20_000
+BLOCK_MS = 100
+# Trim settled entries from the output stream every this many batches.
+TRIM_EVERY = 50
+
+StreamEntry = tuple[bytes, dict[bytes, bytes]]
+
+
+@dataclass
+class EntryBuffer:
+    """Entries read but not yet settled, by stream id; hands out the settleable prefix."""
+
+    last_seq: int
+    fence: int = 0
+    entries: dict[bytes, tuple[int, int, int, list[Any]]] = field(default_factory=dict)
+
+    def add(self, stream_entries: list[StreamEntry]) -> None:
+        for entry_id, fields in stream_entries:
+            if entry_id in self.entries or b"e" not in fields:
+                continue
+            events = json.loads(fields[b"e"])
+            self.entries[entry_id] = (
+                int(fields[b"t"]),
+                int(fields[b"a"]),
+                int(fields[b"z"]),
+                events,
+            )
+
+    def ready(self) -> tuple[list[bytes], list[tuple[int, list[Any]]]]:
+        """(ids, entries) of the prefix that continues the cursor without a hole."""
+        ids: list[bytes] = []
+        batch: list[tuple[int, list[Any]]] = []
+        expected = self.last_seq + 1
+        size = 0
+        for entry_id in sorted(self.entries, key=_id_key):
+            token, first, last, events = self.entries[entry_id]
+            size += len(events)
+            if size > MAX_BATCH_EVENTS and ids:
+                break
+            if token < self.fence:  # a deposed generation's entry: acked, never applied
+                ids.append(entry_id)
+                batch.append((token, events))
+                continue
+            if first > expected:
+                break  # a hole: wait for the missing entry (or its redelivery)
+            ids.append(entry_id)
+            batch.append((token, events))
+            expected = max(expected, last + 1)
+        return ids, batch
+
+    def settled(self, ids: list[bytes], last_seq: int, fence: int = 0) -> None:
+        for entry_id in ids:
+            del self.entries[entry_id]
+        self.last_seq = max(self.last_seq, last_seq)
+        self.fence = max(self.fence, fence)
+
+
+def _id_key(entry_id: bytes) -> tuple[int, int]:
+    ms, _, n = entry_id.partition(b"-")
+    return int(ms), int(n or 0)
+
+
+def ensure_group(client: Any, stream: str) -> None:
+    try:
+        client.xgroup_create(stream, GROUP, id="0", mkstream=True)
+    except ResponseError as exc:
+        if "BUSYGROUP" not in str(exc):
+            raise
+
+
+@dataclass
+class SettlementLoopResult:
+    symbol: str
+    owned: bool = False
+    applied: int = 0
+    duplicates: int = 0
+    fenced: int = 0
+    batches: int = 0
+    gaps: int = 0
+    last_seq: int = 0
+    stopped_by: str = ""
+
+
+def is_caught_up(market: Market) -> bool:
+    """Every command sent to the market was applied and every event written is settled.
+
+    Unpublished outbox rows count as not caught up (the sweeper will send them).
+    """
+    from trading.matching import consumed_key
+    from trading.models import OutboxEntry
+
+    if OutboxEntry.objects.filter(market=market, published_at__isnull=True).exists():
+        return False
+    client: Any = get_redis()  # Any: redis-py types stream replies as a union of decode modes
+    last_in = client.xrevrange(market.input_stream, count=1)
+    if last_in and client.get(consumed_key(market.symbol)) != last_in[0][0]:
+        return False
+    last_out = client.xrevrange(market.output_stream, count=1)
+    tail = int(last_out[0][1][b"z"]) if last_out else 0
+    cursor = SettlementCursor.objects.filter(market=market).first()
+    return (cursor.last_seq if cursor else 0) >= tail
+
+
+def _claim_pending(client: Any, stream: str, consumer: str) -> list[StreamEntry]:
+    """Take over every pending entry: with the lease held, their consumers are dead."""
+    claimed: list[StreamEntry] = []
+    start = "0-0"
+    while True:
+        reply = client.xautoclaim(
+            stream, GROUP, consumer, min_idle_time=0, start_id=start, count=500
+        )
+        next_start, entries = reply[0], reply[1]
+        claimed.extend(e for e in entries if e[1])
+        if next_start in (b"0-0", "0-0") or not entries:
+            return claimed
+        start = next_start
+
+
+def run_settlement_loop(
+    symbol: str,
+    *,
+    stop: threading.Event | None = None,
+    max_seconds: float | None = None,
+    idle_exit_seconds: float | None = None,
+) -> SettlementLoopResult:
+    """Settle a market's output stream until stopped, the lease is lost or a bound is hit."""
+    stop = stop or SHUTDOWN
+    result = SettlementLoopResult(symbol=symbol)
+    market = Market.objects.get(symbol=symbol)
+    lease = Lease(role="settlement", symbol=symbol)
+    if not lease.acquire():
+        return result
+    result.owned = True
+    client: Any = get_redis()  # Any: redis-py types stream replies as a union of decode modes
+    stream = market.output_stream
+    consumer = f"{owner_label()}:{lease.token}"
+    try:
+        cursor, _ = SettlementCursor.objects.get_or_create(market=market)
+        buffer = EntryBuffer(last_seq=cursor.last_seq, fence=cursor.fence_token)
+        ensure_group(client, stream)
+        buffer.add(_claim_pending(client, stream, consumer))
+        started = last_activity = time.monotonic()
+        while not stop.is_set():
+            now = time.monotonic()
+            if max_seconds is not None and now - started > max_seconds:
+                result.stopped_by = "max_seconds"
+                break
+            if idle_exit_seconds is not None and now - last_activity > idle_exit_seconds:
+                result.stopped_by = "idle"
+                break
+            lease.renew_if_due()
+            try:
+                reply = client.xreadgroup(
+                    GROUP, consumer, {stream: ">"}, count=READ_COUNT, block=BLOCK_MS
+                )
+            except ResponseError as exc:
+                if "NOGROUP" not in str(exc) and "UNBLOCKED" not in str(exc):
+                    raise
+                # Redis lost the stream (FLUSHDB): what we buffered is gone with it.
+                ensure_group(client, stream)
+                buffer = EntryBuffer(last_seq=buffer.last_seq, fence=buffer.fence)
+                continue
+            if reply:
+                buffer.add(reply[0][1])
+                last_activity = now
+            ids, entries = buffer.ready()
+            if not ids:
+                if buffer.entries:
+                    result.gaps += 1
+                continue
+            close_old_connections()
+            try:
+                settled = settle_batch(market_id=market.pk, entries=entries)
+            except SequenceGap as gap:  # our view of the cursor (or fence) was stale
+                logger.warning("settlement of %s: %s", symbol, gap)
+                cursor.refresh_from_db()
+                buffer = EntryBuffer(
+                    last_seq=cursor.last_seq, fence=cursor.fence_token, entries=buffer.entries
+                )
+                result.gaps += 1
+                time.sleep(BLOCK_MS / 1000)  # bounded: the hole needs a redelivery anyway
+                continue
+            client.xack(stream, GROUP, *ids)
+            buffer.settled(ids, settled.last_seq, settled.fence_token)
+            result.batches += 1
+            result.applied += settled.applied
+            result.duplicates += settled.duplicates
+            result.fenced += settled.fenced
+            result.last_seq = buffer.last_seq
+            last_activity = now
+            if result.batches % TRIM_EVERY == 0:
+                client.xtrim(stream, minid=ids[-1].decode())
+        else:
+            result.stopped_by = "shutdown"
+    except LeaseLost:
+        result.stopped_by = "lease_lost"
+        logger.warning("settlement loop of %s lost its lease", symbol)
+    finally:
+        lease.release()
+    return result
