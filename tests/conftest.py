@@ -15,7 +15,12 @@ PASSWORD = "correct horse battery staple 42"
 @pytest.fixture
 def assets(db: None) -> dict[str, Asset]:
     """The four demo assets with their real decimal places."""
-    specs = [("BTC", "Bitcoin", 8), ("ETH", "Ether", 18), ("USDT", "Tether", 6), ("IRT", "Toman", 0)]
+    specs = [
+        ("BTC", "Bitcoin", 8),
+        ("ETH", "Ether", 18),
+        ("USDT", "Tether", 6),
+        ("IRT", "Toman", 0),
+    ]
     return {
         code: Asset.objects.get_or_create(code=code, defaults={"name": name, "decimals": dec})[0]
         for code, name, dec in specs

@@ -19,7 +19,7 @@ from markets.models import Market, MarketStatus
 # code, name, decimals, min withdrawal, withdrawal fee, deposit instructions
 ASSETS = [
     ("BTC", "Bitcoin", 8, "0.0001", "0.00005", "Send BTC to bc1qdemo0exchange0address0000000000"),
-    ("ETH", "Ether", 18, "0.001", "0.0005", "Send ETH to 0xDEMO000000000000000000000000000000000000"),
+    ("ETH", "Ether", 18, "0.001", "0.0005", "Send ETH to 0xDEMO0000000000000000000000000000000000"),
     ("USDT", "Tether", 6, "1", "1", "Send USDT (TRC-20) to TDemoExchangeAddress000000000000"),
     ("IRT", "Iranian toman", 0, "100000", "0", "Bank transfer to IBAN IR000000000000000000000000"),
 ]
