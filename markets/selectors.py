@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import copy
 from datetime import datetime
 from decimal import Decimal
 
 from django.db import connection
 from django.db.models import QuerySet
+from django.db.models.base import ModelState
 
+from exchange.db import PreparedStatement
 from markets.errors import MarketNotFound
 from markets.models import Market, MarketStatus
 
@@ -35,6 +36,11 @@ def get_market(*, symbol: str | None = None, market_id: int | None = None) -> Ma
 # only through save() (admin, services), which bumps updated_at; status and last_price are
 # re-read on every call anyway, because settlement may move last_price with update().
 _rules_cache: dict[int, tuple[datetime, Market]] = {}
+# Prepared (exchange.db): it runs once per order placed.
+_FRESHNESS = PreparedStatement(
+    "markets_freshness",
+    "SELECT updated_at, status, last_price FROM markets_market WHERE id = %(market_id)s",
+)
 
 
 def get_current_market(*, market_id: int) -> Market:
@@ -46,10 +52,7 @@ def get_current_market(*, market_id: int) -> Market:
     for writing. Raises MarketNotFound.
     """
     with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT updated_at, status, last_price FROM markets_market WHERE id = %s",
-            [market_id],
-        )
+        _FRESHNESS.execute(cursor, {"market_id": market_id})
         row = cursor.fetchone()
     if row is None:
         raise MarketNotFound("No such market.", field="market")
@@ -59,10 +62,23 @@ def get_current_market(*, market_id: int) -> Market:
         fresh = get_market(market_id=market_id)
         _rules_cache[market_id] = (fresh.updated_at, fresh)
         cached = _rules_cache[market_id]
-    market = copy.copy(cached[1])
-    market.status = status
-    market.last_price = last_price if last_price is None else Decimal(last_price)
-    return market
+    return _private_copy(cached[1], status=status, last_price=last_price)
+
+
+def _private_copy(market: Market, *, status: str, last_price: Decimal | None) -> Market:
+    # copy.copy() of a model goes through pickling's __reduce__/__setstate__ (a Django
+    # version check included): about a tenth of an order's accept CPU. A shallow copy of
+    # the attributes and a fresh ModelState (own fields_cache, sharing base and quote,
+    # which nothing on the order path writes) is all a private copy needs.
+    clone = Market.__new__(Market)
+    clone.__dict__.update(market.__dict__)
+    state = ModelState()
+    state.db, state.adding = market._state.db, False
+    state.fields_cache = dict(market._state.fields_cache)
+    clone._state = state
+    clone.status = status
+    clone.last_price = last_price if last_price is None else Decimal(last_price)
+    return clone
 
 
 def list_markets(*, tradable_only: bool = False) -> QuerySet[Market]:

@@ -30,6 +30,11 @@ _CLIENT_ORDER_ID = re.compile(CLIENT_ORDER_ID_PATTERN)
 _PRICED = frozenset({OrderType.LIMIT, OrderType.LIMIT_MAKER, OrderType.STOP_LIMIT})
 _MARKET_TYPES = frozenset({OrderType.MARKET, OrderType.STOP_MARKET})
 _STOPS = frozenset({OrderType.STOP_LIMIT, OrderType.STOP_MARKET})
+# Choices.values builds a new list on every access; these are read once per order.
+_SIDES = tuple(OrderSide.values)
+_ORDER_TYPES = tuple(OrderType.values)
+_TIFS = tuple(TimeInForce.values)
+_STP_MODES = tuple(StpMode.values)
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,10 +186,10 @@ def check_order_spec(*, market: Market, spec: OrderSpec) -> OrderPlan:
 
 def _check_enums(spec: OrderSpec) -> None:
     for field, value, choices in (
-        ("side", spec.side, OrderSide.values),
-        ("order_type", spec.order_type, OrderType.values),
-        ("time_in_force", spec.resolved_time_in_force, TimeInForce.values),
-        ("stp_mode", spec.stp_mode, StpMode.values),
+        ("side", spec.side, _SIDES),
+        ("order_type", spec.order_type, _ORDER_TYPES),
+        ("time_in_force", spec.resolved_time_in_force, _TIFS),
+        ("stp_mode", spec.stp_mode, _STP_MODES),
     ):
         if value not in choices:
             raise InvalidOrder(

@@ -47,6 +47,23 @@ def test_hold_then_release_moves_between_buckets(alice, usdt, order_holds):
 
 
 @pytest.mark.django_db
+def test_hold_writes_one_balanced_entry_with_its_two_postings(alice, usdt, order_holds):
+    fund(alice, usdt, "100")
+    row = Balance.objects.get(user=alice, asset=usdt)
+
+    with transaction.atomic():
+        entry = hold_funds(user=alice, asset=usdt, amount=Decimal("30.000001"), ref="order:7")
+
+    stored = JournalEntry.objects.get(pk=entry.pk)
+    assert (stored.kind, stored.ref, stored.memo) == (EntryKind.ORDER_HOLD, "order:7", "")
+    assert sorted(stored.postings.values_list("balance_id", "asset_id", "bucket", "amount")) == [
+        (row.pk, usdt.pk, "available", Decimal("-30.000001")),
+        (row.pk, usdt.pk, "locked", Decimal("30.000001")),
+    ]
+    assert balance_of(alice, usdt) == (Decimal("69.999999"), Decimal("30.000001"))
+
+
+@pytest.mark.django_db
 def test_hold_beyond_available_raises_and_writes_nothing(alice, usdt, order_holds):
     fund(alice, usdt, "100")
     before = snapshot()

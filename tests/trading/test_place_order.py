@@ -408,20 +408,28 @@ def test_outbox_message_carries_the_command_and_its_cid(funded_alice, btc_usdt):
 
 
 def test_hot_path_query_count(funded_alice, btc_usdt):
-    place_order(user=funded_alice, market=btc_usdt, spec=buy_limit())  # warm: rows exist
+    place_order(user=funded_alice, market=btc_usdt, spec=buy_limit())  # warm: prepared
 
     with CaptureQueriesContext(connection) as captured:
         place_order(user=funded_alice, market=btc_usdt, spec=buy_limit())
 
     # The test's own transaction turns the durable block into a savepoint; in production
-    # those two statements are BEGIN and COMMIT.
-    statements = [q["sql"].split()[0] for q in captured.captured_queries]
-    assert [s for s in statements if s not in ("SAVEPOINT", "RELEASE")] == [
-        "SELECT",  # the market, fresh
-        "INSERT",  # the order
-        "SELECT",  # the balance row lock (accounts.locks)
-        "INSERT",  # the journal entry
-        "UPDATE",  # the guarded balance update
-        "INSERT",  # the postings, one statement
-        "INSERT",  # the outbox row (published after commit, outside this transaction)
+    # those two statements are BEGIN and COMMIT. Each statement is prepared once per
+    # connection (exchange.db), so a warm call only EXECUTEs.
+    statements = [q["sql"].split("(")[0] for q in captured.captured_queries]
+    assert [s for s in statements if s.split()[0] not in ("SAVEPOINT", "RELEASE")] == [
+        "EXECUTE markets_freshness",  # the market's updated_at, status, last_price
+        "EXECUTE trading_insert_order",  # the order and its outbox row, one statement
+        "EXECUTE accounts_hold_funds",  # guarded UPDATE + entry + 2 postings, one statement
     ]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_new_connection_prepares_its_statements_again(funded_alice, btc_usdt, redis_db):
+    first = place_order(user=funded_alice, market=btc_usdt, spec=buy_limit())
+    connection.close()  # the server session, and the statements prepared in it, are gone
+
+    second = place_order(user=funded_alice, market=btc_usdt, spec=buy_limit())
+
+    assert list(Order.objects.order_by("pk").values_list("pk", flat=True)) == [first.pk, second.pk]
+    assert OutboxEntry.objects.count() == 2

@@ -19,14 +19,11 @@ from typing import Any
 
 from trading.engine.commands import OrderType, Side, TimeInForce
 from trading.engine.events import (
-    Accepted,
     Cancelled,
-    Expired,
     LevelChanged,
     RawEvent,
     Reduced,
     Rejected,
-    Trade,
 )
 
 # Every integer must fit a signed 64-bit snapshot field.
@@ -176,7 +173,7 @@ class Book:
             keys = self._ask_keys
             key = -price
         level = levels[key]
-        total = level[0] - lots
+        total: int = level[0] - lots
         if total:
             level[0] = total
             if not record[0]:
@@ -240,7 +237,7 @@ class Book:
             rem = stop[6]
             if not rem:  # a market buy by quote amount has no lot quantity to reduce
                 return [self._rejection(order_id, account_id, "not_reducible")]
-            if new_qty_lots >= rem:  # type: ignore[operator]  # checked int above
+            if new_qty_lots >= rem:
                 reason = "qty_unchanged" if new_qty_lots == rem else "qty_increase"
                 return [self._rejection(order_id, account_id, reason)]
             stop[6] = new_qty_lots

@@ -104,7 +104,12 @@ _ENUM_FIELDS: dict[str, type[StrEnum]] = {
 }
 
 
-class BadCommand(ValueError):  # noqa: N818 - the name is part of the published interface
+_VALUES: dict[str, frozenset[str]] = {
+    key: frozenset(member.value for member in enum_cls) for key, enum_cls in _ENUM_FIELDS.items()
+}
+
+
+class BadCommand(ValueError):
     """A command dict that cannot be turned into a command at all.
 
     Raised only by ``command_from_dict`` for a dict with no known ``type``, a missing
@@ -156,11 +161,8 @@ def command_from_dict(data: object) -> Command:
         if key not in known:
             raise BadCommand("bad_command", order_id, account_id)
         enum_cls = _ENUM_FIELDS.get(key)
-        if enum_cls is not None and isinstance(value, str):
-            try:
-                value = enum_cls(value)
-            except ValueError:
-                pass  # the engine rejects the raw string with a field-specific reason
+        if enum_cls is not None and isinstance(value, str) and value in _VALUES[key]:
+            value = enum_cls(value)  # anything else stays raw: the engine names the field
         kwargs[key] = value
     try:
         return cls(**kwargs)  # type: ignore[arg-type]  # values are checked by the engine

@@ -120,9 +120,7 @@ class LevelChanged:
     total_lots: int
 
 
-Event = (
-    Accepted | Rejected | Trade | Cancelled | Expired | StopTriggered | Reduced | LevelChanged
-)
+Event = Accepted | Rejected | Trade | Cancelled | Expired | StopTriggered | Reduced | LevelChanged
 # A raw event: (EventClass, seq, *fields); typed loosely because its shape depends on the class.
 RawEvent = tuple[Any, ...]
 

@@ -61,16 +61,18 @@ class FastBook(Book):
         if is_buy:
             keys = self._ask_keys
             if keys and -keys[-1] <= price_ticks:
-                return self._cross(order_id, account_id, True, price_ticks, qty_lots, tif,
-                                   stp_group)
+                return self._cross(
+                    order_id, account_id, True, price_ticks, qty_lots, tif, stp_group
+                )
             levels = self._bids
             key = price_ticks
             side = BUY
         else:
             keys = self._bid_keys
             if keys and keys[-1] >= price_ticks:
-                return self._cross(order_id, account_id, False, price_ticks, qty_lots, tif,
-                                   stp_group)
+                return self._cross(
+                    order_id, account_id, False, price_ticks, qty_lots, tif, stp_group
+                )
             levels = self._asks
             key = -price_ticks
             side = SELL
@@ -78,8 +80,19 @@ class FastBook(Book):
         if tif is IOC:
             self._seq = seq + 1
             return [
-                (Accepted, seq, order_id, account_id, side, LIMIT, tif, price_ticks, qty_lots,
-                 0, 0),
+                (
+                    Accepted,
+                    seq,
+                    order_id,
+                    account_id,
+                    side,
+                    LIMIT,
+                    tif,
+                    price_ticks,
+                    qty_lots,
+                    0,
+                    0,
+                ),
                 (Expired, seq + 1, order_id, account_id, qty_lots, 0, "ioc"),
             ]
         # The most common outcome of all: no cross, rest at the back of the level.
@@ -100,8 +113,13 @@ class FastBook(Book):
         ]
 
     def place_market(
-        self, order_id: int, account_id: int, is_buy: bool, qty_lots: int,
-        tif: TimeInForce = IOC, stp_group: int = 0,
+        self,
+        order_id: int,
+        account_id: int,
+        is_buy: bool,
+        qty_lots: int,
+        tif: TimeInForce = IOC,
+        stp_group: int = 0,
     ) -> list[RawEvent]:
         """Place a MARKET order by lots without self-trade prevention; return raw events.
 
@@ -136,8 +154,19 @@ class FastBook(Book):
         seq = self._seq + 1
         side = BUY if is_buy else SELL
         ev: list[RawEvent] = [
-            (Accepted, seq, order_id, account_id, side, LIMIT if price_ticks else MARKET, tif,
-             price_ticks, qty_lots, 0, 0)
+            (
+                Accepted,
+                seq,
+                order_id,
+                account_id,
+                side,
+                LIMIT if price_ticks else MARKET,
+                tif,
+                price_ticks,
+                qty_lots,
+                0,
+                0,
+            )
         ]
         append = ev.append
         if is_buy:
@@ -172,8 +201,21 @@ class FastBook(Book):
                         total -= mrem
                         queue.popleft()
                         del orders[maker[1]]
-                        append((Trade, seq, maker[1], order_id, maker[2], account_id, px, mrem,
-                                side, True, False))
+                        append(
+                            (
+                                Trade,
+                                seq,
+                                maker[1],
+                                order_id,
+                                maker[2],
+                                account_id,
+                                px,
+                                mrem,
+                                side,
+                                True,
+                                False,
+                            )
+                        )
                         if not total:
                             break
                     else:
@@ -183,8 +225,21 @@ class FastBook(Book):
                         else:
                             maker[0] = mrem - qty
                         total -= qty
-                        append((Trade, seq, maker[1], order_id, maker[2], account_id, px, qty,
-                                side, mrem == qty, True))
+                        append(
+                            (
+                                Trade,
+                                seq,
+                                maker[1],
+                                order_id,
+                                maker[2],
+                                account_id,
+                                px,
+                                qty,
+                                side,
+                                mrem == qty,
+                                True,
+                            )
+                        )
                         qty = 0
                         break
                 seq += 1
@@ -201,11 +256,11 @@ class FastBook(Book):
         if qty:
             if not price_ticks or tif is IOC:
                 seq += 1
-                append((Expired, seq, order_id, account_id, qty, 0,
-                        "ioc" if price_ticks else "market"))
+                append(
+                    (Expired, seq, order_id, account_id, qty, 0, "ioc" if price_ticks else "market")
+                )
             else:
-                seq = self._rest(ev, seq, order_id, account_id, stp_group, is_buy, price_ticks,
-                                 qty)
+                seq = self._rest(ev, seq, order_id, account_id, stp_group, is_buy, price_ticks, qty)
         if first and self._stops:
             # A buy sweeps up from ``first`` to ``px``, a sell sweeps down.
             if is_buy:

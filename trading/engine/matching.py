@@ -105,12 +105,21 @@ class Engine(FastBook):
         if spec.stp_mode is _NO_STP and spec.tif in _FAST_TIFS and not spec.quote_budget:
             if order_type is OrderType.LIMIT:
                 return self.place(
-                    order_id, spec.account_id, spec.side is BUY, spec.price_ticks, spec.qty_lots,
-                    spec.tif, spec.stp_group,
+                    order_id,
+                    spec.account_id,
+                    spec.side is BUY,
+                    spec.price_ticks,
+                    spec.qty_lots,
+                    spec.tif,
+                    spec.stp_group,
                 )
             if order_type is OrderType.MARKET:
                 return self.place_market(
-                    order_id, spec.account_id, spec.side is BUY, spec.qty_lots, spec.tif,
+                    order_id,
+                    spec.account_id,
+                    spec.side is BUY,
+                    spec.qty_lots,
+                    spec.tif,
                     spec.stp_group,
                 )
         if order_type is OrderType.LIMIT_MAKER and self._would_take(spec):
@@ -119,8 +128,17 @@ class Engine(FastBook):
         ev: list[RawEvent] = [(Accepted, seq, *spec[:8], spec.stop_ticks)]
         is_buy = spec.side is BUY
         record: Record = [
-            order_id, spec.account_id, is_buy, order_type, spec.tif, spec.price_ticks,
-            spec.qty_lots, spec.quote_budget, spec.stop_ticks, spec.stp_mode, spec.stp_group,
+            order_id,
+            spec.account_id,
+            is_buy,
+            order_type,
+            spec.tif,
+            spec.price_ticks,
+            spec.qty_lots,
+            spec.quote_budget,
+            spec.stop_ticks,
+            spec.stp_mode,
+            spec.stp_group,
             seq,
         ]
         if order_type in _STOP_TYPES:
@@ -145,10 +163,7 @@ class Engine(FastBook):
         """
         order_id, account_id, is_buy, order_type, tif, price, qty, budget = order[:8]
         is_market = order_type in _MARKET_TYPES
-        if is_market:
-            klim = NO_LIMIT
-        else:
-            klim = -price if is_buy else price
+        klim = NO_LIMIT if is_market else (-price if is_buy else price)
         if tif is TimeInForce.FOK and not self._fillable(order, klim):
             seq += 1
             ev.append((Expired, seq, order_id, account_id, qty, 0, "fok"))
@@ -193,9 +208,7 @@ class Engine(FastBook):
                 if not mrem:
                     queue.popleft()
                     continue
-                if stp is not _NO_STP and (
-                    maker[2] == account_id or (group and maker[3] == group)
-                ):
+                if stp is not _NO_STP and (maker[2] == account_id or (group and maker[3] == group)):
                     if stp is not _EXPIRE_TAKER:
                         maker[0] = 0
                         queue.popleft()
@@ -223,8 +236,21 @@ class Engine(FastBook):
                 else:
                     maker[0] = mrem - fill
                 seq += 1
-                ev.append((Trade, seq, maker[1], order_id, maker[2], account_id, px, fill, side,
-                           maker_done, not (qty or budget)))
+                ev.append(
+                    (
+                        Trade,
+                        seq,
+                        maker[1],
+                        order_id,
+                        maker[2],
+                        account_id,
+                        px,
+                        fill,
+                        side,
+                        maker_done,
+                        not (qty or budget),
+                    )
+                )
                 low = px if not low or px < low else low
                 high = px if px > high else high
                 self._last_price = px
@@ -240,7 +266,8 @@ class Engine(FastBook):
 
     def _fillable(self, order: Record, klim: int) -> bool:
         """Whether a FOK order would fill completely, honouring its STP mode."""
-        account_id, is_buy, need = order[1], order[2], order[6]
+        account_id, is_buy = order[1], order[2]
+        need: int = order[6]
         stp, group = order[9], order[10]
         keys, levels = (self._ask_keys, self._asks) if is_buy else (self._bid_keys, self._bids)
         for key in reversed(keys):

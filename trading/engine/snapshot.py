@@ -42,10 +42,22 @@ def _payload(book: Book) -> bytes:
     stops = sorted(book._stops.values(), key=lambda stop: stop[11])
     ints.append(len(stops))
     for stop in stops:
-        ints.extend((
-            stop[0], stop[1], int(stop[2]), _ORDER_TYPES.index(stop[3]), _TIFS.index(stop[4]),
-            stop[5], stop[6], stop[7], stop[8], _STP_MODES.index(stop[9]), stop[10], stop[11],
-        ))
+        ints.extend(
+            (
+                stop[0],
+                stop[1],
+                int(stop[2]),
+                _ORDER_TYPES.index(stop[3]),
+                _TIFS.index(stop[4]),
+                stop[5],
+                stop[6],
+                stop[7],
+                stop[8],
+                _STP_MODES.index(stop[9]),
+                stop[10],
+                stop[11],
+            )
+        )
     if sys.byteorder == "big":  # the format is little-endian everywhere
         ints.byteswap()
     return ints.tobytes()

@@ -77,14 +77,21 @@ def check_place(cmd: PlaceOrder) -> OrderSpec | str:
     if reason:
         return reason
     return OrderSpec(
-        cmd.order_id, cmd.account_id, side, order_type, tif, cmd.price_ticks, cmd.qty_lots,
-        cmd.quote_budget, cmd.stop_ticks, stp_mode, cmd.stp_group,
+        cmd.order_id,
+        cmd.account_id,
+        side,
+        order_type,
+        tif,
+        cmd.price_ticks,
+        cmd.qty_lots,
+        cmd.quote_budget,
+        cmd.stop_ticks,
+        stp_mode,
+        cmd.stp_group,
     )
 
 
-def _check_combination(
-    cmd: PlaceOrder, side: Side, order_type: OrderType, tif: TimeInForce
-) -> str:
+def _check_combination(cmd: PlaceOrder, side: Side, order_type: OrderType, tif: TimeInForce) -> str:
     """Rules that tie fields to the order type; '' when they all hold."""
     if order_type in _PRICED:
         if cmd.price_ticks == 0:

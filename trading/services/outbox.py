@@ -19,6 +19,7 @@ from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 from redis.exceptions import RedisError
 
+from exchange.db import PreparedStatement
 from markets.models import Market
 from trading.engine.commands import Command, command_to_dict
 from trading.models import OutboxEntry
@@ -52,12 +53,21 @@ def write_outbox(
     entry = OutboxEntry.objects.create(market=market, payload=command_to_dict(command))
     entry.market = market
     if flush_account_id is None:
-        transaction.on_commit(lambda: publish_outbox(entries=[entry]))
+        publish_on_commit(entry=entry)
     else:
         transaction.on_commit(
             lambda: _publish_with_earlier(entry=entry, account_id=flush_account_id)
         )
     return entry
+
+
+def publish_on_commit(*, entry: OutboxEntry) -> None:
+    """Publish an outbox row inserted in the current transaction once that commits.
+
+    For writers that insert the row themselves (place_order inserts it in the statement
+    that inserts the order); `entry.market` must be loaded.
+    """
+    transaction.on_commit(lambda: publish_outbox(entries=[entry]))
 
 
 def publish_outbox(*, entries: Sequence[OutboxEntry]) -> int:
@@ -71,12 +81,15 @@ def publish_outbox(*, entries: Sequence[OutboxEntry]) -> int:
     if not entries:
         return 0
     try:
-        pipe = get_redis().pipeline(transaction=False)
-        for entry in entries:
-            pipe.xadd(entry.market.input_stream, stream_message(entry))  # type: ignore[arg-type]
-        stream_ids = [
-            sid.decode() if isinstance(sid, bytes) else str(sid) for sid in pipe.execute()
-        ]
+        if len(entries) == 1:  # the accept path: a plain XADD costs less than a pipeline
+            [entry] = entries
+            sent = [get_redis().xadd(entry.market.input_stream, stream_message(entry))]  # type: ignore[arg-type]
+        else:
+            pipe = get_redis().pipeline(transaction=False)
+            for entry in entries:
+                pipe.xadd(entry.market.input_stream, stream_message(entry))  # type: ignore[arg-type]
+            sent = pipe.execute()
+        stream_ids = [sid.decode() if isinstance(sid, bytes) else str(sid) for sid in sent]
     except RedisError:
         logger.warning(
             "outbox publish failed for %d row(s); the sweeper will re-send", len(entries)
@@ -86,11 +99,15 @@ def publish_outbox(*, entries: Sequence[OutboxEntry]) -> int:
     return len(entries)
 
 
-_MARK_SQL = """
-UPDATE trading_outboxentry AS o SET published_at = %s, stream_id = v.stream_id
-FROM unnest(%s::bigint[], %s::text[]) AS v(id, stream_id)
+# Prepared: it runs once per accepted order (exchange.db).
+_MARK = PreparedStatement(
+    "trading_mark_published",
+    """
+UPDATE trading_outboxentry AS o SET published_at = %(now)s, stream_id = v.stream_id
+FROM unnest(%(ids)s::bigint[], %(stream_ids)s::text[]) AS v(id, stream_id)
 WHERE o.id = v.id AND o.published_at IS NULL
-"""
+""",
+)
 
 
 def _mark_published(ids: list[int], stream_ids: list[str]) -> None:
@@ -98,7 +115,7 @@ def _mark_published(ids: list[int], stream_ids: list[str]) -> None:
     # not surface as an error for a request whose order has already committed.
     try:
         with connection.cursor() as cursor:
-            cursor.execute(_MARK_SQL, [timezone.now(), ids, stream_ids])
+            _MARK.execute(cursor, {"now": timezone.now(), "ids": ids, "stream_ids": stream_ids})
     except DatabaseError:
         logger.warning("could not mark %d outbox row(s) published", len(ids), exc_info=True)
 
