@@ -16,7 +16,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-MONEY = {"max_digits": 36, "decimal_places": 18}
+MONEY: dict[str, Any] = {"max_digits": 36, "decimal_places": 18}  # Any: field kwargs
 ZERO = Decimal("0")
 
 
