@@ -1,0 +1,133 @@
+"""Snapshots, state hash and the dict forms of commands and events (no database)."""
+
+import pytest
+
+from tests.trading.engine.helpers import (
+    BOB,
+    BUY,
+    SELL,
+    cancel,
+    engine_with,
+    limit,
+    market,
+    stop_limit,
+    stop_market,
+)
+from trading.engine import (
+    BadCommand,
+    Engine,
+    SnapshotError,
+    StpMode,
+    command_from_dict,
+    command_to_dict,
+    event_from_dict,
+    event_to_dict,
+)
+
+
+def _busy_engine():
+    engine = engine_with(
+        limit(1, BUY, 99, 5),
+        limit(2, BUY, 99, 3),
+        limit(3, SELL, 101, 4),
+        stop_limit(4, SELL, stop_ticks=98, price_ticks=97, qty_lots=2),
+        stop_market(5, BUY, stop_ticks=102, quote_budget=500),
+    )
+    engine.apply(cancel(1))
+    engine.apply(limit(6, BUY, 101, 1, account_id=BOB))
+    return engine
+
+
+def test_restore_gives_the_same_state_hash_and_orders():
+    engine = _busy_engine()
+
+    copy = Engine.restore(engine.snapshot())
+
+    assert copy.state_hash() == engine.state_hash()
+    assert list(copy.open_orders()) == list(engine.open_orders())
+    assert copy.pending_stops() == engine.pending_stops()
+    assert (copy.seq, copy.last_price) == (engine.seq, engine.last_price)
+
+
+def test_restored_engine_continues_identically():
+    engine = _busy_engine()
+    copy = Engine.restore(engine.snapshot())
+    later = [limit(7, SELL, 98, 9, account_id=BOB), market(8, BUY, qty_lots=2), cancel(2)]
+
+    assert [copy.apply(c) for c in later] == [engine.apply(c) for c in later]
+    assert copy.state_hash() == engine.state_hash()
+
+
+def test_state_hash_ignores_history_that_left_no_trace():
+    plain = engine_with(limit(1, BUY, 99, 5), limit(3, BUY, 99, 2))
+    churned = engine_with(limit(1, BUY, 99, 5), limit(2, BUY, 99, 4), limit(3, BUY, 99, 2))
+    churned.apply(cancel(2))
+    plain.apply(limit(9, SELL, 200, 1))
+    plain.apply(cancel(9))  # same number of events: one more to match cancel(2)'s two
+
+    assert plain.seq == churned.seq
+    assert plain.state_hash() == churned.state_hash()
+
+
+@pytest.mark.parametrize(
+    ("_case", "damage"),
+    [
+        ("empty", lambda data: b""),
+        ("truncated", lambda data: data[:-1]),
+        ("header_only", lambda data: data[:5]),
+        ("flipped_bit", lambda data: data[:20] + bytes([data[20] ^ 1]) + data[21:]),
+        ("bad_version", lambda data: data[:4] + b"\x09" + data[5:]),
+        ("bad_magic", lambda data: b"XXXX" + data[4:]),
+        ("not_bytes", lambda data: "snapshot"),
+    ],
+)
+def test_damaged_snapshot_is_rejected(_case, damage):
+    data = _busy_engine().snapshot()
+
+    with pytest.raises(SnapshotError):
+        Engine.restore(damage(data))
+
+
+def test_command_dict_round_trip_is_json_safe():
+    command = limit(1, BUY, 99, 5, stp_mode=StpMode.EXPIRE_BOTH, stp_group=4)
+
+    data = command_to_dict(command)
+
+    assert data["type"] == "place_order"
+    assert data["stp_mode"] == "expire_both"
+    assert all(type(v) in (str, int) for v in data.values())
+    assert command_from_dict(data) == command
+
+
+@pytest.mark.parametrize(
+    ("_case", "data"),
+    [
+        ("not_a_dict", ["place_order"]),
+        ("unknown_type", {"type": "explode"}),
+        ("missing_field", {"type": "cancel_order", "order_id": 1}),
+        ("unknown_field", {"type": "cancel_all", "account_id": 1, "extra": 1}),
+    ],
+)
+def test_malformed_command_dict_raises_bad_command_and_apply_dict_rejects(_case, data):
+    with pytest.raises(BadCommand):
+        command_from_dict(data)
+
+    events = Engine().apply_dict(data)
+
+    assert [(type(e).__name__, e.reason) for e in events] == [("Rejected", "bad_command")]
+
+
+def test_bad_values_in_a_dict_reach_the_engine_and_are_rejected_precisely():
+    data = command_to_dict(limit(1, BUY, 99, 5))
+    data["side"] = "sideways"
+
+    events = Engine().apply_dict(data)
+
+    assert events[0].reason == "bad_side"
+
+
+def test_event_dict_round_trip():
+    events = _busy_engine().apply(market(10, SELL, qty_lots=4))
+
+    assert [event_from_dict(event_to_dict(e)) for e in events] == events
+    assert {event_to_dict(e)["type"] for e in events} >= {"accepted", "trade", "level_changed"}
