@@ -4,13 +4,14 @@
 
 Each worker process calls `place_order` in a loop for funded users of its own, with limit
 buys that rest (nothing crosses, so no matching is needed). Every call is the real thing:
-fresh market read, order insert, hold through accounts' ledger (row lock, journal entry,
-guarded update, postings), outbox row, COMMIT, then the XADD to the market's input stream
-and the outbox row marked published. Reports orders/s and p50/p99/max latency per call.
+fresh market read, order + outbox insert, hold through accounts' `hold_funds` (guarded
+update, journal entry, postings), COMMIT, then the XADD to the market's input stream and the
+outbox row marked published. Reports orders/s, p50/p99/max latency per call, the workers' CPU
+per order and (PostgreSQL on this host) their backends' CPU per order.
 
 It creates its own database (BENCH_DATABASE_URL, default exchange_bench_accept), migrates
-it, and drops it at the end (unless --keep); it uses Redis database BENCH_REDIS_URL (default
-db 10) and deletes only the stream it wrote.
+it, ANALYZEs it after seeding, and drops it at the end (unless --keep); it uses Redis
+database BENCH_REDIS_URL (default db 10) and deletes only the stream it wrote.
 """
 
 from __future__ import annotations
