@@ -52,15 +52,15 @@ class Book:
     """Order book state plus the fast entry points; ``Engine`` adds everything else."""
 
     __slots__ = (
+        "__weakref__",
         "_ask_keys",
         "_asks",
         "_bid_keys",
         "_bids",
         "_buy_stops",
-        "_last_price",
+        "_ctr",
         "_orders",
         "_sell_stops",
-        "_seq",
         "_stops",
     )
 
@@ -74,18 +74,35 @@ class Book:
         self._stops: dict[int, Record] = {}
         self._buy_stops: list[tuple[int, int, int]] = []
         self._sell_stops: list[tuple[int, int, int]] = []
-        self._seq = 0
-        self._last_price = 0  # 0 = no trade yet, so no stop can trigger
+        # [last emitted seq, last trade price (0 = no trade yet, so no stop can trigger)]: one
+        # list shared with the fast paths' closures (see fast.py), which hold no ``self``.
+        self._ctr = [0, 0]
+
+    @property
+    def _seq(self) -> int:
+        return self._ctr[0]
+
+    @_seq.setter
+    def _seq(self, value: int) -> None:
+        self._ctr[0] = value
+
+    @property
+    def _last_price(self) -> int:
+        return self._ctr[1]
+
+    @_last_price.setter
+    def _last_price(self, value: int) -> None:
+        self._ctr[1] = value
 
     @property
     def seq(self) -> int:
         """Sequence number of the last emitted event (0 before the first)."""
-        return self._seq
+        return self._ctr[0]
 
     @property
     def last_price(self) -> int:
         """Price of the last trade in ticks, 0 if there was none."""
-        return self._last_price
+        return self._ctr[1]
 
     def _fire_stops(self, ev: list[RawEvent], seq: int, low: int, high: int) -> int:
         """Run stops triggered by trades in [low, high]; return the new seq (Engine overrides)."""

@@ -1,13 +1,23 @@
 """The hot paths: plain LIMIT (GTC/IOC) and MARKET-by-lots placement, and cancel.
 
-These run for the vast majority of commands, so they are written for CPython speed: locals
-instead of attribute lookups, the no-cross rest inlined, events as raw tuples returned in
-one list. ``Engine.apply`` validates a command and then calls the same methods, so the
-benchmark and production run one code path.
+These run for the vast majority of commands, so they are written for CPython speed. They
+are closures, built once per book by ``_fast_paths`` and stored in instance slots, so
+``book.place(...)`` is a plain function call (no bound method, no ``self`` attribute
+traffic): the book's containers are closure cells and the sequence number and last price
+live in the shared two-int list ``book._ctr``. For the rare slow paths the closures hold a
+*twin* of the book (same class, the very same containers, no closures of its own), never
+the book itself: so there is no reference cycle, a dropped book is freed by reference
+counting even after ``gc.freeze()``, and a closure taken from a book keeps working alone.
+
+Each call returns the full list of raw events it caused (``events``): a tuple of event
+tuples for the common outcomes, a list when the order matched. ``Engine.apply`` validates a
+command and then calls the same closures, so the benchmark and production run one code path.
 """
 
 from bisect import bisect_left, insort
 from collections import deque
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from trading.engine.book import (
     BUY,
@@ -20,138 +30,68 @@ from trading.engine.book import (
     SELL,
     Book,
 )
-from trading.engine.commands import TimeInForce
 from trading.engine.events import Accepted, Cancelled, Expired, LevelChanged, RawEvent, Trade
+
+Events = Sequence[RawEvent]
+PlaceFn = Callable[..., Events]
+CancelFn = Callable[[Any, Any], Events]
 
 
 class FastBook(Book):
-    """``Book`` plus the fast entry points; see the module docstring."""
+    """``Book`` plus the fast entry points; see the module docstring.
 
-    __slots__ = ()
+    ``place(order_id, account_id, is_buy, price_ticks, qty_lots, tif=GTC, stp_group=0)``:
+    a LIMIT order (GTC or IOC) without self-trade prevention.
+    ``place_market(order_id, account_id, is_buy, qty_lots, tif=IOC, stp_group=0)``: a MARKET
+    order by lots without self-trade prevention; what the book cannot fill expires.
+    ``cancel(order_id, account_id)``: cancel a resting order or a pending stop in O(1).
 
-    def place(
-        self,
+    Invalid arguments give a ``Rejected`` event, never an exception. Like Python, these entry
+    points treat a bool as the int it is; ``apply`` is stricter.
+    """
+
+    __slots__ = ("cancel", "place", "place_market")
+
+    place: PlaceFn
+    place_market: PlaceFn
+    cancel: CancelFn
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.place, self.place_market, self.cancel = _fast_paths(self)
+
+
+def _twin(book: Book) -> Book:
+    """Another instance of ``book``'s class sharing all of its state, without fast paths."""
+    twin: Book = object.__new__(type(book))
+    for name in Book.__slots__:
+        if name != "__weakref__":
+            setattr(twin, name, getattr(book, name))
+    return twin
+
+
+def _fast_paths(book: Book) -> tuple[PlaceFn, PlaceFn, CancelFn]:
+    twin = _twin(book)
+    ctr = book._ctr
+    orders = book._orders
+    stops = book._stops
+    bids, asks = book._bids, book._asks
+    bid_keys, ask_keys = book._bid_keys, book._ask_keys
+
+    def slow() -> Any:
+        return twin
+
+    def cross(
         order_id: int,
         account_id: int,
         is_buy: bool,
         price_ticks: int,
         qty_lots: int,
-        tif: TimeInForce = GTC,
-        stp_group: int = 0,
-    ) -> list[RawEvent]:
-        """Place a LIMIT order (GTC or IOC) without self-trade prevention; return raw events.
-
-        Invalid arguments give a ``Rejected`` event, never an exception. Like Python, this
-        entry point treats a bool as the int it is; ``apply`` is stricter.
-        """
-        orders = self._orders
-        try:
-            # One OR finds any negative, oversized or non-integer argument (TypeError).
-            bits = order_id | account_id | price_ticks | qty_lots | stp_group
-        except TypeError:
-            bits = -1
-        if (
-            not 0 <= bits < INT_LIMIT
-            or not (order_id and account_id and price_ticks and qty_lots)
-            or (tif is not GTC and tif is not IOC)
-            or order_id in orders
-            or order_id in self._stops
-        ):
-            return self._reject_place(order_id, account_id, price_ticks, qty_lots, tif, stp_group)
-        if is_buy:
-            keys = self._ask_keys
-            if keys and -keys[-1] <= price_ticks:
-                return self._cross(
-                    order_id, account_id, True, price_ticks, qty_lots, tif, stp_group
-                )
-            levels = self._bids
-            key = price_ticks
-            side = BUY
-        else:
-            keys = self._bid_keys
-            if keys and keys[-1] >= price_ticks:
-                return self._cross(
-                    order_id, account_id, False, price_ticks, qty_lots, tif, stp_group
-                )
-            levels = self._asks
-            key = -price_ticks
-            side = SELL
-        seq = self._seq + 1
-        if tif is IOC:
-            self._seq = seq + 1
-            return [
-                (
-                    Accepted,
-                    seq,
-                    order_id,
-                    account_id,
-                    side,
-                    LIMIT,
-                    tif,
-                    price_ticks,
-                    qty_lots,
-                    0,
-                    0,
-                ),
-                (Expired, seq + 1, order_id, account_id, qty_lots, 0, "ioc"),
-            ]
-        # The most common outcome of all: no cross, rest at the back of the level.
-        record = [qty_lots, order_id, account_id, stp_group, price_ticks, is_buy]
-        orders[order_id] = record
-        level = levels.get(key)
-        if level is None:
-            levels[key] = [qty_lots, deque((record,)), price_ticks]
-            insort(self._bid_keys if is_buy else self._ask_keys, key)
-            total = qty_lots
-        else:
-            level[1].append(record)
-            total = level[0] = level[0] + qty_lots
-        self._seq = seq + 1
-        return [
-            (Accepted, seq, order_id, account_id, side, LIMIT, tif, price_ticks, qty_lots, 0, 0),
-            (LevelChanged, seq + 1, side, price_ticks, total),
-        ]
-
-    def place_market(
-        self,
-        order_id: int,
-        account_id: int,
-        is_buy: bool,
-        qty_lots: int,
-        tif: TimeInForce = IOC,
-        stp_group: int = 0,
-    ) -> list[RawEvent]:
-        """Place a MARKET order by lots without self-trade prevention; return raw events.
-
-        A market order never rests: what the book cannot fill expires (reason ``market``).
-        """
-        try:
-            bits = order_id | account_id | qty_lots | stp_group
-        except TypeError:
-            bits = -1
-        if (
-            not 0 <= bits < INT_LIMIT
-            or not (order_id and account_id and qty_lots)
-            or (tif is not GTC and tif is not IOC)
-            or order_id in self._orders
-            or order_id in self._stops
-        ):
-            return self._reject_place(order_id, account_id, 1, qty_lots, tif, stp_group)
-        return self._cross(order_id, account_id, is_buy, 0, qty_lots, tif, stp_group)
-
-    def _cross(
-        self,
-        order_id: int,
-        account_id: int,
-        is_buy: bool,
-        price_ticks: int,
-        qty_lots: int,
-        tif: TimeInForce,
+        tif: object,
         stp_group: int,
     ) -> list[RawEvent]:
         """Match a validated order (price 0 = market), then rest or expire the remainder."""
-        orders = self._orders
-        seq = self._seq + 1
+        seq = ctr[0] + 1
         side = BUY if is_buy else SELL
         ev: list[RawEvent] = [
             (
@@ -170,13 +110,13 @@ class FastBook(Book):
         ]
         append = ev.append
         if is_buy:
-            keys = self._ask_keys
-            levels = self._asks
+            keys = ask_keys
+            levels = asks
             klim = -price_ticks if price_ticks else NO_LIMIT
             opp = SELL
         else:
-            keys = self._bid_keys
-            levels = self._bids
+            keys = bid_keys
+            levels = bids
             klim = price_ticks if price_ticks else NO_LIMIT
             opp = BUY
         qty = qty_lots
@@ -252,7 +192,7 @@ class FastBook(Book):
                 append((LevelChanged, seq, opp, px, 0))
                 if not qty or not keys or keys[-1] < klim:
                     break
-            self._last_price = px
+            ctr[1] = px
         if qty:
             if not price_ticks or tif is IOC:
                 seq += 1
@@ -260,37 +200,132 @@ class FastBook(Book):
                     (Expired, seq, order_id, account_id, qty, 0, "ioc" if price_ticks else "market")
                 )
             else:
-                seq = self._rest(ev, seq, order_id, account_id, stp_group, is_buy, price_ticks, qty)
-        if first and self._stops:
+                seq = slow()._rest(
+                    ev, seq, order_id, account_id, stp_group, is_buy, price_ticks, qty
+                )
+        if first and stops:
             # A buy sweeps up from ``first`` to ``px``, a sell sweeps down.
             if is_buy:
-                seq = self._fire_stops(ev, seq, first, px)
+                seq = slow()._fire_stops(ev, seq, first, px)
             else:
-                seq = self._fire_stops(ev, seq, px, first)
-        self._seq = seq
+                seq = slow()._fire_stops(ev, seq, px, first)
+        ctr[0] = seq
         return ev
 
-    def cancel(self, order_id: int, account_id: int) -> list[RawEvent]:
-        """Cancel a resting order or a pending stop in O(1); return raw events."""
+    def place(
+        order_id: int,
+        account_id: int,
+        is_buy: bool,
+        price_ticks: int,
+        qty_lots: int,
+        tif: object = GTC,
+        stp_group: int = 0,
+    ) -> Events:
         try:
-            record = self._orders[order_id]
+            # One OR finds any negative, oversized or non-integer argument (TypeError).
+            bits = order_id | account_id | price_ticks | qty_lots | stp_group
+        except TypeError:
+            bits = -1
+        if (
+            not 0 < bits < INT_LIMIT
+            or not (order_id and account_id and price_ticks and qty_lots)
+            or (tif is not GTC and tif is not IOC)
+            or order_id in orders
+            or (stops and order_id in stops)
+        ):
+            return slow()._reject_place(  # type: ignore[no-any-return]
+                order_id, account_id, price_ticks, qty_lots, tif, stp_group
+            )
+        if is_buy:
+            if ask_keys and -ask_keys[-1] <= price_ticks:
+                return cross(order_id, account_id, True, price_ticks, qty_lots, tif, stp_group)
+            level = bids.get(price_ticks)
+            side = BUY
+        else:
+            if bid_keys and bid_keys[-1] >= price_ticks:
+                return cross(order_id, account_id, False, price_ticks, qty_lots, tif, stp_group)
+            level = asks.get(-price_ticks)
+            side = SELL
+        seq = ctr[0] + 1
+        if tif is IOC:
+            ctr[0] = seq + 1
+            return (
+                (
+                    Accepted,
+                    seq,
+                    order_id,
+                    account_id,
+                    side,
+                    LIMIT,
+                    tif,
+                    price_ticks,
+                    qty_lots,
+                    0,
+                    0,
+                ),
+                (Expired, seq + 1, order_id, account_id, qty_lots, 0, "ioc"),
+            )
+        # The most common outcome of all: no cross, rest at the back of the level.
+        record = [qty_lots, order_id, account_id, stp_group, price_ticks, is_buy]
+        orders[order_id] = record
+        if level is None:
+            if is_buy:
+                bids[price_ticks] = [qty_lots, deque((record,)), price_ticks]
+                insort(bid_keys, price_ticks)
+            else:
+                asks[-price_ticks] = [qty_lots, deque((record,)), price_ticks]
+                insort(ask_keys, -price_ticks)
+            total = qty_lots
+        else:
+            level[1].append(record)
+            total = level[0] = level[0] + qty_lots
+        ctr[0] = seq + 1
+        return (
+            (Accepted, seq, order_id, account_id, side, LIMIT, tif, price_ticks, qty_lots, 0, 0),
+            (LevelChanged, seq + 1, side, price_ticks, total),
+        )
+
+    def place_market(
+        order_id: int,
+        account_id: int,
+        is_buy: bool,
+        qty_lots: int,
+        tif: object = IOC,
+        stp_group: int = 0,
+    ) -> Events:
+        try:
+            bits = order_id | account_id | qty_lots | stp_group
+        except TypeError:
+            bits = -1
+        if (
+            not 0 < bits < INT_LIMIT
+            or not (order_id and account_id and qty_lots)
+            or (tif is not GTC and tif is not IOC)
+            or order_id in orders
+            or (stops and order_id in stops)
+        ):
+            return slow()._reject_place(  # type: ignore[no-any-return]
+                order_id, account_id, 1, qty_lots, tif, stp_group
+            )
+        return cross(order_id, account_id, is_buy, 0, qty_lots, tif, stp_group)
+
+    def cancel(order_id: Any, account_id: Any) -> Events:
+        try:
+            record = orders[order_id]
         except (KeyError, TypeError):  # unknown, or not even hashable
-            return self._cancel_stop(order_id, account_id, None)
+            return slow()._cancel_stop(order_id, account_id, None)  # type: ignore[no-any-return]
         if record[2] != account_id:
-            return self._cancel_stop(order_id, account_id, record)
-        del self._orders[order_id]
+            return slow()._cancel_stop(order_id, account_id, record)  # type: ignore[no-any-return]
+        del orders[order_id]
         rem = record[0]
         record[0] = 0  # the record may stay in its deque; matching skips it
         price = record[4]
         if record[5]:
-            levels = self._bids
-            key = price
+            level = bids[price]
             side = BUY
         else:
-            levels = self._asks
-            key = -price
+            level = asks[-price]
             side = SELL
-        level = levels[key]
         total = level[0] - rem
         if total:
             level[0] = total
@@ -300,16 +335,23 @@ class FastBook(Book):
                 queue.pop()
             elif queue[0] is record:
                 queue.popleft()
-        else:
-            del levels[key]
-            keys = self._bid_keys if record[5] else self._ask_keys
-            if keys[-1] == key:
-                keys.pop()
+        elif record[5]:
+            del bids[price]
+            if bid_keys[-1] == price:
+                bid_keys.pop()
             else:
-                del keys[bisect_left(keys, key)]
-        seq = self._seq + 1
-        self._seq = seq + 1
-        return [
+                del bid_keys[bisect_left(bid_keys, price)]
+        else:
+            del asks[-price]
+            if ask_keys[-1] == -price:
+                ask_keys.pop()
+            else:
+                del ask_keys[bisect_left(ask_keys, -price)]
+        seq = ctr[0] + 1
+        ctr[0] = seq + 1
+        return (
             (Cancelled, seq, order_id, account_id, rem, 0),
             (LevelChanged, seq + 1, side, price, total),
-        ]
+        )
+
+    return place, place_market, cancel

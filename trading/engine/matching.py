@@ -85,7 +85,7 @@ class Engine(FastBook):
                 if type(cmd.account_id) is not int:
                     return [self._rejection(cmd.order_id, 0, "bad_account_id")]
                 if kind is CancelOrder:
-                    return self.cancel(cmd.order_id, cmd.account_id)
+                    return list(self.cancel(cmd.order_id, cmd.account_id))
                 return self.reduce(cmd.order_id, cmd.account_id, cmd.new_qty_lots)
             if kind is CancelAll:
                 return self.cancel_all(command.account_id)
@@ -104,23 +104,27 @@ class Engine(FastBook):
         order_type = spec.order_type
         if spec.stp_mode is _NO_STP and spec.tif in _FAST_TIFS and not spec.quote_budget:
             if order_type is OrderType.LIMIT:
-                return self.place(
-                    order_id,
-                    spec.account_id,
-                    spec.side is BUY,
-                    spec.price_ticks,
-                    spec.qty_lots,
-                    spec.tif,
-                    spec.stp_group,
+                return list(
+                    self.place(
+                        order_id,
+                        spec.account_id,
+                        spec.side is BUY,
+                        spec.price_ticks,
+                        spec.qty_lots,
+                        spec.tif,
+                        spec.stp_group,
+                    )
                 )
             if order_type is OrderType.MARKET:
-                return self.place_market(
-                    order_id,
-                    spec.account_id,
-                    spec.side is BUY,
-                    spec.qty_lots,
-                    spec.tif,
-                    spec.stp_group,
+                return list(
+                    self.place_market(
+                        order_id,
+                        spec.account_id,
+                        spec.side is BUY,
+                        spec.qty_lots,
+                        spec.tif,
+                        spec.stp_group,
+                    )
                 )
         if order_type is OrderType.LIMIT_MAKER and self._would_take(spec):
             return [self._rejection(order_id, spec.account_id, "would_take")]

@@ -123,8 +123,8 @@ def _rebuild(cls: type[B], ints: array[int]) -> B:
         else:
             level[1].append(record)
             level[0] += rem
-    book._bid_keys = sorted(book._bids)
-    book._ask_keys = sorted(book._asks)
+    book._bid_keys.extend(sorted(book._bids))  # in place: the fast paths hold these lists
+    book._ask_keys.extend(sorted(book._asks))
     n_stops = ints[end]
     pos = end + 1
     if n_stops < 0 or pos + n_stops * _STOP_INTS != len(ints):

@@ -1,5 +1,8 @@
 """Snapshots, state hash and the dict forms of commands and events (no database)."""
 
+import gc
+import weakref
+
 import pytest
 
 from tests.trading.engine.helpers import (
@@ -56,6 +59,38 @@ def test_restored_engine_continues_identically():
 
     assert [copy.apply(c) for c in later] == [engine.apply(c) for c in later]
     assert copy.state_hash() == engine.state_hash()
+
+
+def test_restored_engine_fast_entry_points_continue_identically():
+    engine = _busy_engine()
+    copy = Engine.restore(engine.snapshot())
+    calls = [
+        ("place", (7, BOB, False, 98, 9)),
+        ("place", (8, BOB, True, 95, 4)),
+        ("place_market", (9, BOB, True, 2)),
+        ("cancel", (2, 1)),
+        ("cancel", (8, BOB)),
+    ]
+
+    for name, args in calls:
+        assert list(getattr(copy, name)(*args)) == list(getattr(engine, name)(*args))
+    assert copy.state_hash() == engine.state_hash()
+
+
+def test_fast_entry_points_outlive_the_engine_and_the_engine_needs_no_cyclic_gc():
+    gc.disable()
+    try:
+        engine = _busy_engine()
+        place, cancel = engine.place, engine.cancel
+        probe = weakref.ref(engine)
+        del engine
+        # The closures keep working alone, slow paths (a rejection, a rest after a cross) too.
+        assert place(7, BOB, False, 98, 9)[-1][0].__name__ == "LevelChanged"
+        assert cancel(99, BOB)[0][-1] == "unknown_order"
+        del place, cancel
+        assert probe() is None  # no reference cycle: freed at once, even with the GC frozen
+    finally:
+        gc.enable()
 
 
 def test_state_hash_ignores_history_that_left_no_trace():
