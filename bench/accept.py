@@ -1,13 +1,17 @@
 """Accept-path benchmark: concurrent place_order calls, each a full durable accept.
 
-    python -m bench.accept [--workers 4] [--seconds 20] [--users-per-worker 50] [--keep]
+    python -m bench.accept [--workers 4] [--threads 8] [--seconds 20] [--users-per-worker 50]
+                           [--keep]
 
-Each worker process calls `place_order` in a loop for funded users of its own, with limit
-buys that rest (nothing crosses, so no matching is needed). Every call is the real thing:
-fresh market read, order + outbox insert, hold through accounts' `hold_funds` (guarded
-update, journal entry, postings), COMMIT, then the XADD to the market's input stream and the
-outbox row marked published. Reports orders/s, p50/p99/max latency per call, the workers' CPU
-per order and (PostgreSQL on this host) their backends' CPU per order.
+Each worker process runs `--threads` threads, each calling `place_order` in a loop for
+funded users of its own (as the threads of a web/API worker process would), with limit buys
+that rest (nothing crosses, so no matching is needed). Every call is the real thing: fresh
+market read and validation in the calling thread, then the durable accept (with
+ACCEPT_BATCHING, the default, the process's accept batcher commits the calls queued at that
+moment together: guarded hold, orders, journal entries, postings, outbox rows), then the XADD
+to the market's input stream and the outbox rows marked published. Reports orders/s,
+p50/p99/max latency per call, orders per batch, the workers' CPU per order and (PostgreSQL on
+this host) the CPU of all the bench database's backends per order.
 
 It creates its own database (BENCH_DATABASE_URL, default exchange_bench_accept), migrates
 it, ANALYZEs it after seeding, and drops it at the end (unless --keep); it uses Redis
@@ -31,6 +35,7 @@ DEFAULT_DB_URL = "postgres://postgres@127.0.0.1:5432/exchange_bench_accept"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/10"
 SYMBOL = "BENCH-USDT"
 FUNDS_PER_USER = Decimal("100000000")  # never the limiting factor
+HISTORY_ENTRIES = 50_000  # journal entries written before the run (see seed)
 
 
 def _configure() -> None:
@@ -123,6 +128,38 @@ def seed(workers: int, users_per_worker: int) -> tuple[int, list[list[int]]]:
             )
             ids.append(user.pk)
         groups.append(ids)
+    # A ledger and outbox history, so neither is a one-page table: PostgreSQL's cached plans
+    # for the foreign-key checks and ledger triggers (kept per connection for its lifetime)
+    # seq-scan a table that was tiny when planned, and a bench starting from an empty journal
+    # then pays a scan of the whole, growing journal per posting (measured: most of the
+    # backend CPU per order).
+    # Each history entry moves one unit into and out of the same bucket (net zero).
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            WITH e AS (
+                INSERT INTO accounts_journalentry (kind, ref, memo, created_at)
+                SELECT 'transfer', 'bench-history', '', now() FROM generate_series(1, %s)
+                RETURNING id
+            )
+            INSERT INTO accounts_posting (entry_id, balance_id, asset_id, bucket, amount)
+            SELECT e.id, b.id, b.asset_id, 'available', s.amount
+            FROM e, (VALUES (0.000001), (-0.000001)) AS s(amount),
+                 (SELECT id, asset_id FROM accounts_balance
+                  WHERE user_id = %s AND asset_id = %s) AS b
+            """,
+            [HISTORY_ENTRIES, groups[0][0], usdt.pk],
+        )
+        # Likewise published outbox rows: the mark-published UPDATE's plan is cached too.
+        cursor.execute(
+            """
+            INSERT INTO trading_outboxentry (market_id, payload, created_at, published_at,
+                                             stream_id)
+            SELECT %s, '{"type": "bench-history"}'::jsonb, now(), now(), '0-' || g
+            FROM generate_series(1, %s) AS g
+            """,
+            [market.pk, HISTORY_ENTRIES],
+        )
     # Planner statistics, as autovacuum keeps them on a live database (the test server runs
     # with autovacuum off): without them the ledger trigger's cached plan scans postings.
     with connection.cursor() as cursor:
@@ -131,24 +168,41 @@ def seed(workers: int, users_per_worker: int) -> tuple[int, list[list[int]]]:
 
 
 def worker(
-    market_id: int, user_ids: list[int], seconds: float, start_at: float, out: mp.Queue
+    market_id: int,
+    user_ids: list[int],
+    threads: int,
+    seconds: float,
+    start_at: float,
+    out: mp.Queue,
 ) -> None:
-    """Run `place_loop` and always report: latencies, or the error text."""
+    """Run `place_loop` and always report: its result, or the error text."""
     try:
-        out.put(place_loop(market_id, user_ids, seconds, start_at))
+        out.put(place_loop(market_id, user_ids, threads, seconds, start_at))
     except Exception as exc:  # reported by the parent, which must not wait forever
         out.put(f"{type(exc).__name__}: {exc}")
 
 
-def place_loop(market_id: int, user_ids: list[int], seconds: float, start_at: float) -> list[int]:
-    """Place resting buys round-robin over `user_ids` until the deadline; return latencies."""
+def place_loop(
+    market_id: int, user_ids: list[int], threads: int, seconds: float, start_at: float
+) -> dict[str, object]:
+    """Place resting buys from `threads` threads until the deadline.
+
+    Each thread loops round-robin over its share of `user_ids`, on its own connection, as
+    the threads of a web or API worker process would; with ACCEPT_BATCHING (the default)
+    the process's accept batcher commits whatever they have queued together. Returns the
+    latencies (ns), this process's CPU time (all its threads) and the batcher's counters.
+    """
     import random
+    import threading
 
     import django
 
     django.setup()
+    from django.db import connection
+
     from accounts.models import User
     from markets.selectors import get_market
+    from trading.services.accept_batch import get_batcher
     from trading.services.orders import OrderSpec, place_order
 
     market = get_market(market_id=market_id)
@@ -163,47 +217,86 @@ def place_loop(market_id: int, user_ids: list[int], seconds: float, start_at: fl
         )
         for _ in range(1_000)
     ]
-    place_order(user=users[0], market=market, spec=specs[0])  # warm the connection
-    latencies: list[int] = []
-    while time.time() < start_at:
-        time.sleep(0.001)
-    deadline = time.perf_counter() + seconds
-    server0 = _backend_cpu_ns()
-    cpu0 = time.process_time()
-    i = 0
-    while True:
-        t0 = time.perf_counter_ns()
-        place_order(user=users[i % len(users)], market=market, spec=specs[i % len(specs)])
-        t1 = time.perf_counter_ns()
-        latencies.append(t1 - t0)
-        i += 1
-        if t1 / 1e9 >= deadline:
-            break
-    # Last two elements: this process's own CPU time in ns (Python + drivers), then its
-    # PostgreSQL backend's (-1 when the server is not on this machine).
-    latencies.append(int((time.process_time() - cpu0) * 1e9))
-    server1 = _backend_cpu_ns()
-    latencies.append(server1 - server0 if server0 >= 0 and server1 >= 0 else -1)
-    return latencies
+    place_order(user=users[0], market=market, spec=specs[0])  # warm the batcher
+    connection.close()
+    latencies: list[list[int]] = [[] for _ in range(threads)]
+    errors: list[str] = []
+    ready = threading.Barrier(threads + 1)
 
+    def loop(t: int) -> None:
+        mine = users[t::threads] or users
+        own = latencies[t]
+        try:
+            place_order(user=mine[0], market=market, spec=specs[t])  # warm this connection
+            ready.wait()
+            while time.time() < start_at:
+                time.sleep(0.001)
+            deadline = start_at + seconds
+            i = t
+            while True:
+                t0 = time.perf_counter_ns()
+                place_order(user=mine[i % len(mine)], market=market, spec=specs[i % len(specs)])
+                own.append(time.perf_counter_ns() - t0)
+                i += 1
+                if time.time() >= deadline:
+                    break
+        except threading.BrokenBarrierError:
+            pass  # another thread failed; its error is the one reported
+        except Exception as exc:  # reported to the parent
+            errors.append(f"{type(exc).__name__}: {exc}")
+            ready.abort()
+        finally:
+            connection.close()
 
-def _backend_cpu_ns() -> int:
-    """CPU time used so far by this connection's PostgreSQL backend (Linux, same host)."""
-    from django.db import connection
-
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_backend_pid()")
-        (pid,) = cursor.fetchone()
+    pool = [threading.Thread(target=loop, args=(t,)) for t in range(threads)]
+    for thread in pool:
+        thread.start()
     try:
-        with open(f"/proc/{pid}/stat") as stat:
-            fields = stat.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return -1
-    ticks = int(fields[11]) + int(fields[12])  # utime + stime
-    return ticks * 1_000_000_000 // os.sysconf("SC_CLK_TCK")
+        ready.wait()
+    except threading.BrokenBarrierError:
+        for thread in pool:
+            thread.join()
+        raise RuntimeError(errors[0] if errors else "a thread failed to start") from None
+    stats0 = get_batcher().stats
+    batches0, orders0 = stats0.batches, stats0.orders
+    cpu0 = time.process_time()
+    for thread in pool:
+        thread.join()
+    cpu = time.process_time() - cpu0
+    if errors:
+        raise RuntimeError(errors[0])
+    stats = get_batcher().stats
+    return {
+        "latencies": [ns for own in latencies for ns in own],
+        "cpu_ns": int(cpu * 1e9),
+        "batches": stats.batches - batches0,
+        "batched": stats.orders - orders0,
+    }
 
 
-def run(workers: int, seconds: float, users_per_worker: int, keep: bool) -> None:
+def _backends_cpu_ns() -> dict[int, int]:
+    """CPU time used so far by each PostgreSQL backend of the bench database (same host)."""
+    conn = _admin_connection()
+    with conn.cursor() as cursor:
+        cursor.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+            [_db_name()],
+        )
+        pids = [pid for (pid,) in cursor.fetchall()]
+    conn.close()
+    used = {}
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks = int(fields[11]) + int(fields[12])  # utime + stime
+        used[pid] = ticks * 1_000_000_000 // os.sysconf("SC_CLK_TCK")
+    return used
+
+
+def run(workers: int, threads: int, seconds: float, users_per_worker: int, keep: bool) -> None:
     _configure()
     create_database()
     try:
@@ -215,18 +308,24 @@ def run(workers: int, seconds: float, users_per_worker: int, keep: bool) -> None
         out: mp.Queue = ctx.Queue()
         start_at = time.time() + 3 + workers * 0.5  # every child set up before the start
         procs = [
-            ctx.Process(target=worker, args=(market_id, ids, seconds, start_at, out))
+            ctx.Process(target=worker, args=(market_id, ids, threads, seconds, start_at, out))
             for ids in groups
         ]
         for proc in procs:
             proc.start()
+        while time.time() < start_at:
+            time.sleep(0.001)
+        server0 = _backends_cpu_ns()
+        time.sleep(max(0.0, start_at + seconds - 0.2 - time.time()))
+        server1 = _backends_cpu_ns()  # just before the end: every connection still open
+        server = sum(v - server0[pid] for pid, v in server1.items() if pid in server0)
         results = [out.get(timeout=seconds + 300) for _ in procs]
         for proc in procs:
             proc.join()
         errors = [r for r in results if isinstance(r, str)]
         if errors:
             raise SystemExit(f"worker failed: {errors[0]}")
-        report(results, workers=workers, seconds=seconds)
+        report(results, workers=workers, threads=threads, seconds=seconds - 0.2, server_ns=server)
         verify(market_id)
     finally:
         cleanup(keep=keep)
@@ -261,22 +360,26 @@ def cleanup(*, keep: bool) -> None:
         drop_database()
 
 
-def report(results: list[list[int]], *, workers: int, seconds: float) -> None:
-    client_cpu = sum(batch[-2] for batch in results)
-    server_cpus = [batch[-1] for batch in results]
-    latencies = sorted(ns for batch in results for ns in batch[:-2])
+def report(
+    results: list[dict], *, workers: int, threads: int, seconds: float, server_ns: int
+) -> None:
+    client_cpu = sum(r["cpu_ns"] for r in results)
+    latencies = sorted(ns for r in results for ns in r["latencies"])
+    batches = sum(r["batches"] for r in results)
+    batched = sum(r["batched"] for r in results)
     n = len(latencies)
-    rate = n / seconds
+    rate = n / (seconds + 0.2)
     p50 = latencies[n // 2] / 1e6
     p99 = latencies[min(n - 1, int(n * 0.99))] / 1e6
     mean = statistics.fmean(latencies) / 1e6
     cpu = os.cpu_count()
-    server = f"{sum(server_cpus) / n / 1e6:.2f} ms/order" if min(server_cpus) >= 0 else "not local"
+    batching = f"{batched / batches:.1f} orders/batch" if batches else "batching off"
     print(
-        f"accept: {n} orders in {seconds:.0f}s by {workers} workers = {rate:,.0f} orders/s; "
-        f"latency p50 {p50:.2f} ms, p99 {p99:.2f} ms, mean {mean:.2f} ms, "
-        f"max {latencies[-1] / 1e6:.1f} ms; client CPU {client_cpu / n / 1e6:.2f} ms/order, "
-        f"PostgreSQL backend CPU {server} "
+        f"accept: {n} orders in {seconds + 0.2:.0f}s by {workers} workers x {threads} threads = "
+        f"{rate:,.0f} orders/s; latency p50 {p50:.2f} ms, p99 {p99:.2f} ms, mean {mean:.2f} ms, "
+        f"max {latencies[-1] / 1e6:.1f} ms; {batching}; client CPU "
+        f"{client_cpu / n / 1e6:.2f} ms/order, PostgreSQL backends' CPU "
+        f"{server_ns / n / 1e6:.2f} ms/order (over the run minus its last 0.2 s) "
         f"({cpu} CPUs, load {os.getloadavg()[0]:.1f}, Python {platform.python_version()})"
     )
 
@@ -284,11 +387,14 @@ def report(results: list[list[int]], *, workers: int, seconds: float) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument(
+        "--threads", type=int, default=8, help="threads calling place_order per worker"
+    )
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--users-per-worker", type=int, default=50)
     parser.add_argument("--keep", action="store_true", help="keep the bench database")
     args = parser.parse_args()
-    run(args.workers, args.seconds, args.users_per_worker, args.keep)
+    run(args.workers, args.threads, args.seconds, args.users_per_worker, args.keep)
 
 
 if __name__ == "__main__":

@@ -175,6 +175,9 @@ API_SIGNATURE_DEFAULT_RECV_WINDOW_MS = 5_000
 # returning lists of violation strings.
 LEDGER_HOLD_SOURCES: list[str] = ["trading.holds.open_order_holds"]
 LEDGER_EXTRA_CHECKS: list[str] = ["trading.holds.check_orders"]
+# place_order commits the orders a process's threads place at the same moment in one
+# transaction (trading.services.accept_batch); off: one transaction per order.
+ACCEPT_BATCHING = env_bool("ACCEPT_BATCHING", True)
 
 # Security: all on unless DEBUG; `check --deploy` stays silent with production values.
 SECURE_CONTENT_TYPE_NOSNIFF = True

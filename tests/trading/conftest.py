@@ -20,6 +20,7 @@ from accounts.models import Asset, Balance, JournalEntry, Posting, User
 from markets.models import Market, MarketStatus
 from trading.models import Order, OutboxEntry
 from trading.redis import get_redis, reset_redis_clients
+from trading.services.accept_batch import stop_batcher
 
 
 def assert_ledger_clean() -> None:
@@ -40,6 +41,13 @@ def _ledger_audit(request: pytest.FixtureRequest) -> Iterator[None]:
     request.getfixturevalue("_django_db_helper")  # set up first, torn down after the audit
     yield
     assert_ledger_clean()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _stop_accept_batcher(django_db_setup: None) -> Iterator[None]:
+    """The accept batcher's thread keeps a connection: close it before the test DB is dropped."""
+    yield
+    stop_batcher()
 
 
 @pytest.fixture

@@ -1,9 +1,12 @@
 """Placing and cancelling orders: the one path for web, API, admin and scripts.
 
-Accept = validate (pure), then ONE durable transaction of two prepared statements: the order
-with its engine command's outbox row, then the hold (accounts' `hold_funds`: a conditional
-update, its journal entry and postings). After commit the command goes to the market's input
-stream. The engine's events, applied by
+Accept = validate (pure, in the caller's thread), then ONE durable transaction holding the
+funds and writing the order, its journal entry and its engine command's outbox row; after
+commit the command goes to the market's input stream. By default that transaction is shared
+with the orders other threads of the process are placing at the same moment (group commit,
+`accept_batch`); the single-order path (two prepared statements: the order with its outbox
+row, then accounts' `hold_funds`) is kept for ACCEPT_BATCHING off and as the batch's
+fallback. The engine's events, applied by
 settlement, decide every later state; this module never fills or releases anything.
 """
 
@@ -14,10 +17,12 @@ import secrets
 from decimal import Decimal
 from typing import TypeVar
 
+from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Model
 from django.utils import timezone
 
+from accounts.amounts import parse_amount
 from accounts.errors import AccountFrozen
 from accounts.models import Asset, User
 from accounts.services.audit import record_audit
@@ -56,16 +61,28 @@ _M = TypeVar("_M", bound=Model)
 def place_order(*, user: User, market: Market, spec: OrderSpec) -> Order:
     """Accept an order for matching and return it (status NEW).
 
-    Guarantees: on success the order row, its hold (one balanced journal entry moving the
-    hold from available to locked) and its engine command (an outbox row) commit together,
-    and the command is sent to the market's input stream after commit. On any DomainError
-    (InvalidOrder, MarketNotTrading, InsufficientFunds, AccountFrozen,
-    DuplicateClientOrderId) nothing is written.
+    Guarantees: on success the order row, its hold (one balanced order_hold journal entry,
+    ref "order:<id>", moving the hold from available to locked by a guarded update that
+    cannot overdraw) and its engine command (an outbox row) have committed together, durably,
+    before this returns, and the command has been XADDed to the market's input stream (or,
+    if Redis failed, is left to the outbox sweeper, which re-sends it; the matching loop
+    drops a re-sent cid). On any DomainError (InvalidOrder, InvalidAmount, MarketNotTrading,
+    InsufficientFunds, AccountFrozen, DuplicateClientOrderId) nothing was written for this
+    order. Concurrent calls on one account behave as if applied one after the other: a
+    balance covering k of them accepts exactly k.
 
     Idempotent on (user, client_order_id): a repeat of a stored order returns that order
     and moves nothing, whatever the market or balance now says; the same id with a
-    different spec raises DuplicateClientOrderId. The market row is re-read, so a staff
-    change (status, rules) applies to the next order without a restart.
+    different spec raises DuplicateClientOrderId (also when the two arrive together). The
+    market row is re-read, so a staff change (status, rules) applies to the next order
+    without a restart.
+
+    How: validation runs here, in the caller's thread. With settings.ACCEPT_BATCHING (the
+    default) the request then goes to this process's accept batcher
+    (trading.services.accept_batch), which commits the orders queued at that moment in one
+    transaction (group commit) and falls back to one transaction per order if that batch
+    fails as a whole; this call waits for its own outcome. With ACCEPT_BATCHING off, or
+    when called inside a transaction (tests), the order gets its own transaction here.
 
     Precondition: not inside a transaction (the accept transaction is durable).
     """
@@ -82,6 +99,31 @@ def place_order(*, user: User, market: Market, spec: OrderSpec) -> Order:
         if stored is None:
             raise
         return stored
+    if not settings.ACCEPT_BATCHING or connection.in_atomic_block:
+        return accept_single(user=user, market=market, spec=spec, plan=plan, coid=coid)
+    from trading.services.accept_batch import AcceptRequest, get_batcher  # imports this module
+
+    hold_asset = market.base if plan.hold_asset == "base" else market.quote
+    request = AcceptRequest(
+        user=user,
+        market=market,
+        spec=spec,
+        plan=plan,
+        coid=coid or secrets.token_hex(16),  # 32 hex digits, like uuid4().hex
+        client_coid=coid is not None,
+        hold_asset=hold_asset,
+        hold_amount=parse_amount(plan.hold_amount, asset=hold_asset),  # as hold_funds checks
+    )
+    return get_batcher().submit(request).result()
+
+
+def accept_single(
+    *, user: User, market: Market, spec: OrderSpec, plan: OrderPlan, coid: str | None
+) -> Order:
+    """Accept one validated order in its own durable transaction (place_order's guarantees).
+
+    The path without batching, and the batcher's fallback when a batch fails as a whole.
+    """
     try:
         return _accept(user=user, market=market, spec=spec, plan=plan, coid=coid)
     except IntegrityError as exc:
@@ -174,7 +216,7 @@ def _apply_insert_order(
         "updated_at": now,
     }
     # order_id is filled in by the statement; the rest of the command is known already.
-    command = _place_command(
+    command = build_place_command(
         order_id=0, account_id=user.pk, side=spec.side, stp_mode=spec.stp_mode, plan=plan
     )
     payload = command_to_dict(command)
@@ -202,12 +244,12 @@ def _apply_insert_order(
         )
         entry_id, order_id = cursor.fetchone()
     payload["order_id"] = order_id
-    order = _loaded(Order(pk=order_id, **fields))
-    entry = _loaded(OutboxEntry(pk=entry_id, market=market, payload=payload, created_at=now))
+    order = loaded(Order(pk=order_id, **fields))
+    entry = loaded(OutboxEntry(pk=entry_id, market=market, payload=payload, created_at=now))
     return order, entry
 
 
-def _loaded(instance: _M) -> _M:
+def loaded(instance: _M) -> _M:
     """Mark an instance built from a row we just inserted as saved (save() will UPDATE)."""
     instance._state.adding, instance._state.db = False, connection.alias
     return instance
@@ -215,7 +257,7 @@ def _loaded(instance: _M) -> _M:
 
 def place_command(*, order: Order, plan: OrderPlan) -> PlaceOrder:
     """The engine command for an accepted order (engine ids: order pk and user id)."""
-    return _place_command(
+    return build_place_command(
         order_id=order.pk,
         account_id=order.user_id,
         side=order.side,
@@ -224,7 +266,7 @@ def place_command(*, order: Order, plan: OrderPlan) -> PlaceOrder:
     )
 
 
-def _place_command(
+def build_place_command(
     *, order_id: int, account_id: int, side: str, stp_mode: str, plan: OrderPlan
 ) -> PlaceOrder:
     return PlaceOrder(
@@ -246,7 +288,7 @@ def _find_repeat(*, user: User, market: Market, spec: OrderSpec) -> Order | None
     stored = Order.objects.filter(user=user, client_order_id=spec.client_order_id).first()
     if stored is None:
         return None
-    if not _same_order(stored, market=market, spec=spec):
+    if not same_order(stored, market=market, spec=spec):
         raise DuplicateClientOrderId(
             "This client_order_id was already used for a different order.",
             field="client_order_id",
@@ -258,7 +300,7 @@ def _same_decimal(stored: Decimal | None, given: Decimal | None) -> bool:
     return stored == given if stored is not None and given is not None else stored is given
 
 
-def _same_order(order: Order, *, market: Market, spec: OrderSpec) -> bool:
+def same_order(order: Order, *, market: Market, spec: OrderSpec) -> bool:
     return (
         order.market_id == market.pk
         and order.side == spec.side
