@@ -14,6 +14,7 @@ would keep two consumers correct anyway, the lease just keeps them from fighting
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import threading
@@ -40,6 +41,9 @@ GROUP = "settlement"
 READ_COUNT = 64
 MAX_BATCH_EVENTS = 20_000
 BLOCK_MS = 100
+# Django's connection health check (a SELECT 1) at most this often, not per batch: at
+# hundreds of batches a second it was one round trip in eight.
+CONNECTION_CHECK_SECONDS = 1.0
 # Trim settled entries from the output stream every this many batches.
 TRIM_EVERY = 50
 
@@ -179,7 +183,8 @@ def run_settlement_loop(
         buffer = EntryBuffer(last_seq=cursor.last_seq, fence=cursor.fence_token)
         ensure_group(client, stream)
         buffer.add(_claim_pending(client, stream, consumer))
-        started = last_activity = time.monotonic()
+        gc.freeze()  # see trading.matching.GC_NOTE
+        started = last_activity = checked_at = time.monotonic()
         while not stop.is_set():
             now = time.monotonic()
             if max_seconds is not None and now - started > max_seconds:
@@ -208,7 +213,9 @@ def run_settlement_loop(
                 if buffer.entries:
                     result.gaps += 1
                 continue
-            close_old_connections()
+            if now - checked_at >= CONNECTION_CHECK_SECONDS:
+                close_old_connections()
+                checked_at = now
             try:
                 settled = settle_batch(market_id=market.pk, entries=entries)
             except SequenceGap as gap:  # our view of the cursor (or fence) was stale

@@ -9,9 +9,13 @@ Events arrive as the matching loop writes them (trading.matching): lists
   loop's output), a higher token raises the fence;
 * idempotent on (market, seq): seqs <= cursor are dropped, so a redelivered or duplicated
   batch changes nothing; a gap raises SequenceGap before anything is written;
-* cheap: orders are locked and read in one statement and written back in one, trades go
-  in one multi-row INSERT, and balance moves are aggregated per (user, asset, bucket) into
-  one journal entry (accounts.services.ledger.apply_moves) per batch.
+* cheap: six statements and a COMMIT per batch, whatever its size: the cursor, market
+  rules and orders are locked and read in one; the trades (multi-row INSERT from unnest
+  arrays), order rows, last price and cursor are written in one; balance moves are
+  aggregated per (user, asset, bucket) into one journal entry
+  (accounts.services.ledger.apply_moves: three); one read of balances for the messages.
+  Event arithmetic is on integers (ticks, lots, 1e-18 units); Decimals are made only at
+  the boundary (ledger moves, messages), and no model instance is built.
 
 Money rules (the shared contract): fees are charged in the quote asset on both sides and
 rounded up to the quote's decimals (in the exchange's favour); a notional finer than the
@@ -27,21 +31,30 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, localcontext
+from decimal import Decimal
 from typing import Any
 
 from django.db import transaction
+from django.utils import timezone
 
-from accounts.models import Balance, BalanceKind, Bucket, EntryKind
+from accounts.models import BalanceKind, Bucket, EntryKind
 from accounts.services.ledger import Move, apply_moves
-from markets.models import Market
-from trading.models import OrderStatus, SettlementCursor, Trade
+from trading.models import OrderStatus, SettlementCursor
 from trading.publish import Message, depth_group, publish_on_commit, trades_group, user_group
-from trading.services.settlement_orders import SettledOrder, lock_orders, write_orders
+from trading.services.settlement_orders import (
+    SettledOrder,
+    TradeRows,
+    from_e18,
+    lock_batch_rows,
+    read_balances,
+    to_e18,
+    write_batch,
+)
 
-ZERO = Decimal("0")
-_PRECISION = 80  # price x quantity x rate of 36-digit decimals, exactly
-_LEDGER = Decimal("1e-18")
+E18 = 10**18
+_RATE_SCALE = 10**6  # fee rates are numeric(10, 6)
+_AVAILABLE, _LOCKED = str(Bucket.AVAILABLE), str(Bucket.LOCKED)
+_FEES, _ROUNDING = str(BalanceKind.FEES), str(BalanceKind.ROUNDING)
 Entry = tuple[int, Sequence[Sequence[Any]]]  # (lease token, events)
 
 
@@ -59,33 +72,38 @@ class SettlementError(Exception):
 
 @dataclass(frozen=True)
 class MarketRules:
-    """What settlement needs of a market, read once per batch."""
+    """What settlement needs of a market, read once per batch (with the cursor lock).
+
+    Amounts are integers in 1e-18 units; the rates are integers in 1e-6 units.
+    """
 
     market_id: int
     symbol: str
     base_id: int
     quote_id: int
-    tick: Decimal
+    tick: Decimal  # trimmed (0.01, not 0.010000000000000000): for the websocket strings
     lot: Decimal
-    unit: Decimal  # tick x lot: the notional of one lot at one tick
-    quote_step: Decimal
-    maker_fee: Decimal
-    taker_fee: Decimal
+    tick_e18: int
+    lot_e18: int
+    step_e18: int  # the quote asset's smallest unit
+    maker_fee_e6: int
+    taker_fee_e6: int
 
     @classmethod
-    def load(cls, market_id: int) -> MarketRules:
-        m = Market.objects.select_related("base", "quote").get(pk=market_id)
+    def from_row(cls, market_id: int, row: Sequence[Any]) -> MarketRules:
+        symbol, base_id, quote_id, tick, lot, decimals, maker_fee, taker_fee = row
         return cls(
-            market_id=m.pk,
-            symbol=m.symbol,
-            base_id=m.base_id,
-            quote_id=m.quote_id,
-            tick=_trim(m.tick_size),
-            lot=_trim(m.lot_size),
-            unit=_trim(m.tick_size) * _trim(m.lot_size),
-            quote_step=Decimal(1).scaleb(-m.quote.decimals),
-            maker_fee=m.maker_fee,
-            taker_fee=m.taker_fee,
+            market_id=market_id,
+            symbol=symbol,
+            base_id=base_id,
+            quote_id=quote_id,
+            tick=_trim(tick),
+            lot=_trim(lot),
+            tick_e18=to_e18(tick),
+            lot_e18=to_e18(lot),
+            step_e18=10 ** (18 - decimals),
+            maker_fee_e6=int(maker_fee.scaleb(6)),
+            taker_fee_e6=int(taker_fee.scaleb(6)),
         )
 
 
@@ -105,22 +123,19 @@ class SettleResult:
 class _Batch:
     rules: MarketRules
     orders: dict[int, SettledOrder]
-    moves: dict[tuple[int | str, int, str], Decimal] = field(
-        default_factory=lambda: defaultdict(lambda: ZERO)
-    )
-    trades: list[Trade] = field(default_factory=list)
+    # (owner, asset, bucket) -> delta in 1e-18 units; owner is a user id or a system kind
+    moves: dict[tuple[int | str, int, str], int] = field(default_factory=lambda: defaultdict(int))
+    trades: TradeRows = field(default_factory=TradeRows.empty)
     depth: dict[tuple[str, int], int] = field(default_factory=dict)
-    last_price: Decimal | None = None
-
-    def move(self, owner: int | str, asset_id: int, bucket: str, delta: Decimal) -> None:
-        self.moves[(owner, asset_id, bucket)] += delta
+    last_price_ticks: int | None = None
 
     def release(self, order: SettledOrder) -> None:
-        amount = order.hold_remaining
+        amount = order.hold_remaining_e18
         if amount:
-            self.move(order.user_id, order.hold_asset_id, Bucket.LOCKED, -amount)
-            self.move(order.user_id, order.hold_asset_id, Bucket.AVAILABLE, amount)
-            order.hold_remaining = ZERO
+            moves = self.moves
+            moves[(order.user_id, order.hold_asset_id, _LOCKED)] -= amount
+            moves[(order.user_id, order.hold_asset_id, _AVAILABLE)] += amount
+            order.hold_remaining_e18 = 0
 
     def end(self, order: SettledOrder, status: str, reason: str = "") -> None:
         if order.is_terminal:
@@ -137,16 +152,13 @@ def _trim(value: Decimal) -> Decimal:
     return value.quantize(Decimal(1).scaleb(-places))
 
 
-def _ceil(value: Decimal, step: Decimal) -> Decimal:
-    return value.quantize(step, rounding=ROUND_CEILING)
-
-
-def _floor(value: Decimal, step: Decimal) -> Decimal:
-    return value.quantize(step, rounding=ROUND_FLOOR)
+def _ceil_to(numerator: int, denominator: int, step: int) -> int:
+    """numerator / denominator rounded up to a multiple of step (all positive integers)."""
+    return -(-numerator // (denominator * step)) * step
 
 
 def _fresh_events(
-    *, cursor: SettlementCursor, entries: Iterable[Entry], result: SettleResult
+    *, cursor: _Cursor, entries: Iterable[Entry], result: SettleResult
 ) -> list[Sequence[Any]]:
     """The contiguous new events after the cursor; raises SequenceGap on a hole."""
     fence = cursor.fence_token
@@ -172,14 +184,36 @@ def _fresh_events(
 
 def _order_ids(events: Iterable[Sequence[Any]]) -> set[int]:
     ids: set[int] = set()
+    add = ids.add
     for event in events:
         kind = event[0]
         if kind == "trade":
-            ids.add(event[2])
-            ids.add(event[3])
+            add(event[2])
+            add(event[3])
         elif kind != "level_changed" and event[2]:
-            ids.add(event[2])
+            add(event[2])
     return ids
+
+
+@dataclass
+class _Cursor:
+    market_id: int
+    last_seq: int
+    fence_token: int
+
+
+def _lock_rows(
+    market_id: int, entries: Sequence[Entry]
+) -> tuple[_Cursor, MarketRules, dict[int, SettledOrder]]:
+    # Every order the entries name, before the cursor says which events are fresh: locking
+    # the orders of a duplicate too is harmless and saves a round trip per batch.
+    order_ids = _order_ids(event for _, events in entries for event in events)
+    row, orders = lock_batch_rows(market_id, order_ids)
+    if row is None:  # the market's first batch
+        SettlementCursor.objects.get_or_create(market_id=market_id)
+        row, orders = lock_batch_rows(market_id, order_ids)
+        assert row is not None  # noqa: S101 - just created, and we hold its lock
+    return _Cursor(market_id, row[0], row[1]), MarketRules.from_row(market_id, row[2:]), orders
 
 
 @transaction.atomic(durable=True)
@@ -190,55 +224,35 @@ def settle_batch(*, market_id: int, entries: Sequence[Entry]) -> SettleResult:
     event is applied at most once whatever is redelivered; a fenced entry is never
     applied. Raises SequenceGap (nothing written) when the first unseen seq is missing.
     Publishes depth, trades and per-user updates after commit.
+
+    Statements: one lock (cursor, market rules, orders), one write (trades, orders, last
+    price, cursor), apply_moves' three (balance lock, balance update, entry with its
+    postings) and the users' balances for the messages; then COMMIT.
     """
     result = SettleResult()
-    cursor = SettlementCursor.objects.select_for_update(no_key=True).filter(
-        market_id=market_id
-    ).first() or SettlementCursor.objects.create(market_id=market_id)
-    with localcontext(prec=_PRECISION):
-        fence_before = cursor.fence_token
-        fresh = _fresh_events(cursor=cursor, entries=entries, result=result)
-        if not fresh:
-            if cursor.fence_token != fence_before:
-                cursor.save(update_fields=["fence_token", "updated_at"])
-            result.last_seq, result.fence_token = cursor.last_seq, cursor.fence_token
-            return result
-        rules = MarketRules.load(market_id)
-        batch = _Batch(rules=rules, orders=lock_orders(market_id, _order_ids(fresh)))
-        for event in fresh:
-            _apply_event(batch, event)
-        prev_seq = cursor.last_seq
-        cursor.last_seq = fresh[-1][1]
-        _write(batch, cursor)
+    cursor, rules, orders = _lock_rows(market_id, entries)
+    fence_before = cursor.fence_token
+    fresh = _fresh_events(cursor=cursor, entries=entries, result=result)
+    if not fresh:
+        if cursor.fence_token != fence_before:
+            SettlementCursor.objects.filter(market_id=market_id).update(
+                fence_token=cursor.fence_token, updated_at=timezone.now()
+            )
+        result.last_seq, result.fence_token = cursor.last_seq, cursor.fence_token
+        return result
+    batch = _Batch(rules=rules, orders=orders)
+    apply = _APPLY
+    for event in fresh:
+        handler = apply.get(event[0])
+        if handler is not None:
+            handler(batch, event)
+    prev_seq = cursor.last_seq
+    cursor.last_seq = fresh[-1][1]
+    balances = _write(batch, cursor)
     result.applied, result.trades, result.last_seq = len(fresh), len(batch.trades), cursor.last_seq
     result.fence_token = cursor.fence_token
-    publish_on_commit(_messages(batch, prev_seq=prev_seq, seq=cursor.last_seq))
+    publish_on_commit(_messages(batch, prev_seq=prev_seq, seq=cursor.last_seq, balances=balances))
     return result
-
-
-def _apply_event(batch: _Batch, event: Sequence[Any]) -> None:
-    kind = event[0]
-    if kind == "level_changed":
-        batch.depth[(event[2], event[3])] = event[4]
-    elif kind == "trade":
-        _apply_trade(batch, event)
-    elif kind == "accepted":
-        order = _order(batch, event[2])
-        if order.accepted_seq is None:
-            order.accepted_seq, order.changed = event[1], True
-    elif kind == "cancelled":
-        batch.end(_order(batch, event[2]), OrderStatus.CANCELED)
-    elif kind == "expired":
-        batch.end(_order(batch, event[2]), OrderStatus.EXPIRED, event[6])
-    elif kind == "rejected":
-        # Only the rejection of a placement ends an order; a rejected cancel or reduce
-        # (unknown order: it was filled first) or a duplicate placement changes nothing.
-        placed = batch.orders.get(event[2])
-        is_placement = len(event) > 5 and event[5] == "place_order"
-        if is_placement and placed and placed.accepted_seq is None and not placed.is_terminal:
-            batch.end(placed, OrderStatus.REJECTED, event[4])
-    elif kind == "reduced":
-        _apply_reduced(batch, _order(batch, event[2]), reduced_lots=event[5])
 
 
 def _order(batch: _Batch, order_id: int) -> SettledOrder:
@@ -248,88 +262,153 @@ def _order(batch: _Batch, order_id: int) -> SettledOrder:
         raise SettlementError(f"unknown order {order_id} in market {batch.rules.symbol}") from None
 
 
+def _apply_level(batch: _Batch, event: Sequence[Any]) -> None:
+    batch.depth[(event[2], event[3])] = event[4]
+
+
+def _apply_accepted(batch: _Batch, event: Sequence[Any]) -> None:
+    order = _order(batch, event[2])
+    if order.accepted_seq is None:
+        order.accepted_seq, order.changed = event[1], True
+
+
+def _apply_cancelled(batch: _Batch, event: Sequence[Any]) -> None:
+    batch.end(_order(batch, event[2]), OrderStatus.CANCELED)
+
+
+def _apply_expired(batch: _Batch, event: Sequence[Any]) -> None:
+    batch.end(_order(batch, event[2]), OrderStatus.EXPIRED, event[6])
+
+
+def _apply_rejected(batch: _Batch, event: Sequence[Any]) -> None:
+    # Only the rejection of a placement ends an order; a rejected cancel or reduce
+    # (unknown order: it was filled first) or a duplicate placement changes nothing.
+    placed = batch.orders.get(event[2])
+    is_placement = len(event) > 5 and event[5] == "place_order"
+    if is_placement and placed and placed.accepted_seq is None and not placed.is_terminal:
+        batch.end(placed, OrderStatus.REJECTED, event[4])
+
+
+def _apply_reduced(batch: _Batch, event: Sequence[Any]) -> None:
+    """Lower the order's quantity and release the hold the removed part no longer needs."""
+    order = _order(batch, event[2])
+    rules = batch.rules
+    reduced = rules.lot_e18 * event[5]
+    if order.quantity_e18 is not None:
+        order.quantity_e18 -= reduced
+    hold = order.hold_remaining_e18
+    if order.side == "sell":
+        release = min(reduced, hold)
+    else:
+        rate = max(rules.maker_fee_e6, rules.taker_fee_e6)
+        remaining = (order.quantity_e18 or 0) - order.filled_quantity_e18
+        # price x remaining x (1 + rate), rounded up to the quote's unit
+        needed = _ceil_to(
+            (order.price_e18 or 0) * remaining * (_RATE_SCALE + rate),
+            E18 * _RATE_SCALE,
+            rules.step_e18,
+        )
+        release = max(hold - needed, 0)
+    if release:
+        key = (order.user_id, order.hold_asset_id)
+        batch.moves[(*key, _LOCKED)] -= release
+        batch.moves[(*key, _AVAILABLE)] += release
+        order.hold_remaining_e18 -= release
+    order.changed = True
+
+
 def _apply_trade(batch: _Batch, event: Sequence[Any]) -> None:
     _, seq, maker_id, taker_id, _, _, price_ticks, qty_lots, taker_side, maker_done, taker_done = (
         event
     )
     rules = batch.rules
-    maker, taker = _order(batch, maker_id), _order(batch, taker_id)
-    buyer, seller = (taker, maker) if taker_side == "buy" else (maker, taker)
-    buyer_rate, seller_rate = (
-        (rules.taker_fee, rules.maker_fee)
-        if taker_side == "buy"
-        else (rules.maker_fee, rules.taker_fee)
-    )
-    price = rules.tick * price_ticks
-    quantity = rules.lot * qty_lots
-    notional = rules.unit * (price_ticks * qty_lots)
-    step = rules.quote_step
-    cost, gross = _ceil(notional, step), _floor(notional, step)
-    if cost > buyer.hold_remaining or quantity > seller.hold_remaining:
+    orders = batch.orders
+    if maker_id not in orders or taker_id not in orders:
+        _order(batch, maker_id if maker_id not in orders else taker_id)  # raises
+    maker, taker = orders[maker_id], orders[taker_id]
+    is_buy_taker = taker_side == "buy"
+    if is_buy_taker:
+        buyer, seller = taker, maker
+        buyer_rate, seller_rate = rules.taker_fee_e6, rules.maker_fee_e6
+    else:
+        buyer, seller = maker, taker
+        buyer_rate, seller_rate = rules.maker_fee_e6, rules.taker_fee_e6
+    step = rules.step_e18
+    quantity = rules.lot_e18 * qty_lots
+    # The notional in 1e-36 units: exact, whatever the tick and lot.
+    notional = rules.tick_e18 * price_ticks * rules.lot_e18 * qty_lots
+    cost = _ceil_to(notional, E18, step)  # charged to the buyer, rounded up
+    gross = notional // (E18 * step) * step  # paid to the seller, rounded down
+    exact, rest = divmod(notional, E18)  # the trade row's quote quantity, half-even
+    if rest * 2 > E18 or (rest * 2 == E18 and exact & 1):
+        exact += 1
+    if cost > buyer.hold_remaining_e18 or quantity > seller.hold_remaining_e18:
         raise SettlementError(f"trade {seq} overruns a hold (orders {buyer.id}, {seller.id})")
-    buyer_fee = min(_ceil(notional * buyer_rate, step), buyer.hold_remaining - cost)
-    seller_fee = min(_ceil(notional * seller_rate, step), gross)
-    exact = notional.quantize(_LEDGER)
-    buyer.fill(quantity=quantity, quote=exact, fee=buyer_fee, hold_used=cost + buyer_fee)
-    seller.fill(quantity=quantity, quote=exact, fee=seller_fee, hold_used=quantity)
+    fee_scale = E18 * _RATE_SCALE
+    buyer_fee = min(
+        _ceil_to(notional * buyer_rate, fee_scale, step) if buyer_rate else 0,
+        buyer.hold_remaining_e18 - cost,
+    )
+    seller_fee = min(_ceil_to(notional * seller_rate, fee_scale, step) if seller_rate else 0, gross)
+    buyer.fill(
+        quantity_e18=quantity, quote_e18=exact, fee_e18=buyer_fee, hold_used_e18=cost + buyer_fee
+    )
+    seller.fill(quantity_e18=quantity, quote_e18=exact, fee_e18=seller_fee, hold_used_e18=quantity)
     base, quote = rules.base_id, rules.quote_id
-    batch.move(buyer.user_id, quote, Bucket.LOCKED, -(cost + buyer_fee))
-    batch.move(buyer.user_id, base, Bucket.AVAILABLE, quantity)
-    batch.move(seller.user_id, base, Bucket.LOCKED, -quantity)
-    batch.move(seller.user_id, quote, Bucket.AVAILABLE, gross - seller_fee)
-    batch.move(BalanceKind.FEES, quote, Bucket.AVAILABLE, buyer_fee + seller_fee)
-    batch.move(BalanceKind.ROUNDING, quote, Bucket.AVAILABLE, cost - gross)
+    moves = batch.moves
+    moves[(buyer.user_id, quote, _LOCKED)] -= cost + buyer_fee
+    moves[(buyer.user_id, base, _AVAILABLE)] += quantity
+    moves[(seller.user_id, base, _LOCKED)] -= quantity
+    moves[(seller.user_id, quote, _AVAILABLE)] += gross - seller_fee
+    moves[(_FEES, quote, _AVAILABLE)] += buyer_fee + seller_fee
+    moves[(_ROUNDING, quote, _AVAILABLE)] += cost - gross
     for order, done in ((maker, maker_done), (taker, taker_done)):
         if done:
             batch.end(order, OrderStatus.FILLED)
         elif order.status == OrderStatus.NEW:
             order.status = OrderStatus.PARTIALLY_FILLED
-    is_buy_taker = taker_side == "buy"
-    maker_fee, taker_fee = (seller_fee, buyer_fee) if is_buy_taker else (buyer_fee, seller_fee)
-    batch.trades.append(
-        Trade(
-            market_id=rules.market_id,
-            seq=seq,
-            maker_order_id=maker.id,
-            taker_order_id=taker.id,
-            buy_order_id=buyer.id,
-            sell_order_id=seller.id,
-            price=price,
-            quantity=quantity,
-            quote_quantity=exact,
-            taker_side=taker_side,
-            maker_fee=maker_fee,
-            taker_fee=taker_fee,
-        )
+    trades = batch.trades
+    trades.seq.append(seq)
+    trades.maker.append(maker_id)
+    trades.taker.append(taker_id)
+    trades.buy.append(buyer.id)
+    trades.sell.append(seller.id)
+    trades.price_e18.append(rules.tick_e18 * price_ticks)
+    trades.quantity_e18.append(quantity)
+    trades.quote_e18.append(exact)
+    trades.side.append(taker_side)
+    trades.maker_fee_e18.append(seller_fee if is_buy_taker else buyer_fee)
+    trades.taker_fee_e18.append(buyer_fee if is_buy_taker else seller_fee)
+    batch.last_price_ticks = price_ticks
+
+
+_APPLY = {
+    "level_changed": _apply_level,
+    "trade": _apply_trade,
+    "accepted": _apply_accepted,
+    "cancelled": _apply_cancelled,
+    "expired": _apply_expired,
+    "rejected": _apply_rejected,
+    "reduced": _apply_reduced,
+}
+
+
+def _write(batch: _Batch, cursor: _Cursor) -> list[tuple[int, str, Decimal, Decimal]]:
+    """Write the batch; return the touched users' balances (for the messages)."""
+    rules = batch.rules
+    last_price = None if batch.last_price_ticks is None else rules.tick * batch.last_price_ticks
+    write_batch(
+        market_id=rules.market_id,
+        now=timezone.now(),
+        trades=batch.trades,
+        orders=[o for o in batch.orders.values() if o.changed],
+        last_price=last_price,
+        last_seq=cursor.last_seq,
+        fence_token=cursor.fence_token,
     )
-    batch.last_price = price
-
-
-def _apply_reduced(batch: _Batch, order: SettledOrder, *, reduced_lots: int) -> None:
-    """Lower the order's quantity and release the hold the removed part no longer needs."""
-    rules = batch.rules
-    reduced = rules.lot * reduced_lots
-    if order.quantity is not None:
-        order.quantity -= reduced
-    if order.side == "sell":
-        release = min(reduced, order.hold_remaining)
-    else:
-        rate = max(rules.maker_fee, rules.taker_fee)
-        remaining = (order.quantity or ZERO) - order.filled_quantity
-        needed = _ceil((order.price or ZERO) * remaining * (1 + rate), rules.quote_step)
-        release = max(order.hold_remaining - needed, ZERO)
-    if release:
-        batch.move(order.user_id, order.hold_asset_id, Bucket.LOCKED, -release)
-        batch.move(order.user_id, order.hold_asset_id, Bucket.AVAILABLE, release)
-        order.hold_remaining -= release
-    order.changed = True
-
-
-def _write(batch: _Batch, cursor: SettlementCursor) -> None:
-    rules = batch.rules
     moves = [
         Move(
-            delta=delta,
+            delta=from_e18(delta),
             bucket=bucket,
             asset_id=asset_id,
             **({"system": owner} if isinstance(owner, str) else {"user_id": owner}),
@@ -337,30 +416,27 @@ def _write(batch: _Batch, cursor: SettlementCursor) -> None:
         for (owner, asset_id, bucket), delta in batch.moves.items()
         if delta
     ]
-    if moves:
-        apply_moves(
-            kind=EntryKind.SETTLEMENT,
-            ref=f"settle:{rules.symbol}:{cursor.last_seq}"[:64],
-            moves=moves,
-        )
-    if batch.trades:
-        Trade.objects.bulk_create(batch.trades)
-    write_orders([o for o in batch.orders.values() if o.changed])
-    if batch.last_price is not None:
-        Market.objects.filter(pk=rules.market_id).update(last_price=batch.last_price)
-    cursor.save(update_fields=["last_seq", "fence_token", "updated_at"])
+    if not moves:
+        return []
+    # Last: the balance rows are shared with other markets (see settlement_orders._WRITE_SQL).
+    apply_moves(
+        kind=EntryKind.SETTLEMENT,
+        ref=f"settle:{rules.symbol}:{cursor.last_seq}"[:64],
+        moves=moves,
+    )
+    return read_balances(
+        user_ids={owner for owner, _, _ in batch.moves if isinstance(owner, int)},
+        asset_ids=(rules.base_id, rules.quote_id),
+    )
 
 
-def _messages(batch: _Batch, *, prev_seq: int, seq: int) -> list[Message]:
+def _messages(
+    batch: _Batch, *, prev_seq: int, seq: int, balances: list[tuple[int, str, Decimal, Decimal]]
+) -> list[Message]:
     rules = batch.rules
-    bids = [
-        [str(rules.tick * p), str(rules.lot * t)] for (s, p), t in batch.depth.items() if s == "buy"
-    ]
-    asks = [
-        [str(rules.tick * p), str(rules.lot * t)]
-        for (s, p), t in batch.depth.items()
-        if s == "sell"
-    ]
+    tick, lot = rules.tick, rules.lot
+    bids = [[str(tick * p), str(lot * t)] for (s, p), t in batch.depth.items() if s == "buy"]
+    asks = [[str(tick * p), str(lot * t)] for (s, p), t in batch.depth.items() if s == "sell"]
     out: list[Message] = [
         (
             depth_group(rules.symbol),
@@ -374,7 +450,9 @@ def _messages(batch: _Batch, *, prev_seq: int, seq: int) -> list[Message]:
             },
         )
     ]
-    if batch.trades:
+    trades = batch.trades
+    if trades.seq:
+        lot_e18, tick_e18 = rules.lot_e18, rules.tick_e18
         out.append(
             (
                 trades_group(rules.symbol),
@@ -383,12 +461,18 @@ def _messages(batch: _Batch, *, prev_seq: int, seq: int) -> list[Message]:
                     "symbol": rules.symbol,
                     "trades": [
                         {
-                            "seq": t.seq,
-                            "price": str(t.price),
-                            "quantity": str(t.quantity),
-                            "taker_side": t.taker_side,
+                            "seq": s,
+                            "price": str(tick * (price // tick_e18)),
+                            "quantity": str(lot * (quantity // lot_e18)),
+                            "taker_side": side,
                         }
-                        for t in batch.trades
+                        for s, price, quantity, side in zip(
+                            trades.seq,
+                            trades.price_e18,
+                            trades.quantity_e18,
+                            trades.side,
+                            strict=True,
+                        )
                     ],
                 },
             )
@@ -399,20 +483,15 @@ def _messages(batch: _Batch, *, prev_seq: int, seq: int) -> list[Message]:
             by_user[order.user_id].append(order.as_message(rules.symbol))
     for user_id, orders in by_user.items():
         out.append((user_group(user_id), {"type": "order.update", "seq": seq, "orders": orders}))
-    user_ids = {owner for owner, _, _ in batch.moves if isinstance(owner, int)}
-    if user_ids:
-        rows = Balance.objects.filter(
-            user_id__in=user_ids, asset_id__in=(rules.base_id, rules.quote_id)
-        ).values_list("user_id", "asset__code", "available", "locked")
-        balances: dict[int, list[dict[str, str]]] = defaultdict(list)
-        for user_id, code, available, locked in rows:
-            balances[user_id].append(
-                {"asset": code, "available": str(available), "locked": str(locked)}
-            )
-        out.extend(
-            (user_group(user_id), {"type": "balance.update", "seq": seq, "balances": items})
-            for user_id, items in balances.items()
+    by_balance: dict[int, list[dict[str, str]]] = defaultdict(list)
+    for user_id, code, available, locked in balances:
+        by_balance[user_id].append(
+            {"asset": code, "available": str(available), "locked": str(locked)}
         )
+    out.extend(
+        (user_group(user_id), {"type": "balance.update", "seq": seq, "balances": items})
+        for user_id, items in by_balance.items()
+    )
     return out
 
 
