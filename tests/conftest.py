@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import uuid
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
-from accounts.models import Asset, User
+from accounts.models import Asset, Balance, JournalEntry, Posting, User, Withdrawal
 
 PASSWORD = "correct horse battery staple 42"
 
@@ -65,3 +66,25 @@ def fund(user: User, asset: Asset, amount: str | Decimal, ref: str | None = None
         amount=Decimal(amount),
         external_ref=ref or f"test-{uuid.uuid4().hex}",
     )
+
+
+def balance_of(user: User, asset: Asset) -> tuple[Decimal, Decimal]:
+    """(available, locked) of the user's asset, zeros when there is no row."""
+    row = Balance.objects.filter(user=user, asset=asset).values_list("available", "locked").first()
+    return row if row is not None else (Decimal("0"), Decimal("0"))
+
+
+def ledger_snapshot() -> dict[str, Any]:
+    """Everything a rejected request must leave untouched: balances, ledger, withdrawals."""
+    return {
+        "balances": list(
+            Balance.objects.order_by("pk").values_list(
+                "pk", "user_id", "kind", "asset_id", "available", "locked"
+            )
+        ),
+        "entries": JournalEntry.objects.count(),
+        "postings": Posting.objects.count(),
+        "withdrawals": list(
+            Withdrawal.objects.order_by("pk").values_list("pk", "status", "amount", "fee")
+        ),
+    }

@@ -1,4 +1,4 @@
-"""Accounts fixtures: assets by code, 2FA, limits, the ledger auditor and a state snapshot.
+"""Accounts fixtures: assets by code, 2FA, limits and the ledger auditor after every test.
 
 Every test in tests/accounts that touches the database ends with the ledger auditor
 (`run_ledger_checks`): a scenario that leaves drift fails even if its own asserts passed.
@@ -17,12 +17,9 @@ from allauth.mfa.models import Authenticator
 from accounts.checks import run_ledger_checks
 from accounts.models import (
     Asset,
-    Balance,
-    JournalEntry,
     KycLevel,
     Posting,
     User,
-    Withdrawal,
     WithdrawalLimit,
 )
 
@@ -52,28 +49,6 @@ def _ledger_audit(request: pytest.FixtureRequest) -> Iterator[None]:
 @pytest.fixture
 def ledger_drift() -> None:
     """Marks a test that injects drift on purpose: the end-of-test audit is skipped."""
-
-
-def balance_of(user: User, asset: Asset) -> tuple[Decimal, Decimal]:
-    """(available, locked) of the user's asset, zeros when there is no row."""
-    row = Balance.objects.filter(user=user, asset=asset).values_list("available", "locked").first()
-    return row if row is not None else (Decimal("0"), Decimal("0"))
-
-
-def snapshot() -> dict[str, Any]:
-    """Everything a rejected request must leave untouched: balances, ledger, withdrawals."""
-    return {
-        "balances": list(
-            Balance.objects.order_by("pk").values_list(
-                "pk", "user_id", "kind", "asset_id", "available", "locked"
-            )
-        ),
-        "entries": JournalEntry.objects.count(),
-        "postings": Posting.objects.count(),
-        "withdrawals": list(
-            Withdrawal.objects.order_by("pk").values_list("pk", "status", "amount", "fee")
-        ),
-    }
 
 
 def enable_totp(user: User) -> Authenticator:

@@ -20,8 +20,7 @@ from accounts.models import Balance, KycLevel, User, Withdrawal
 from accounts.services.ledger import hold_funds
 from accounts.services.transfers import transfer
 from accounts.services.withdrawals import request_withdrawal
-from tests.accounts.conftest import balance_of
-from tests.conftest import fund, make_user
+from tests.conftest import balance_of, fund, make_user
 
 THREADS = 64
 ROUNDS = 25

@@ -9,8 +9,8 @@ from django.db import DatabaseError, connection, transaction
 from django.db.models import F
 
 from accounts.models import Balance, EntryKind, JournalEntry, Posting
-from tests.accounts.conftest import snapshot
 from tests.conftest import fund
+from tests.conftest import ledger_snapshot as snapshot
 
 
 def _execute_checked(sql: str, params: list[object]) -> None:

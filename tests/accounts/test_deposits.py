@@ -9,7 +9,8 @@ import pytest
 from accounts.errors import DepositConflict, DomainError
 from accounts.models import Asset, AuditLog, Balance, BalanceKind, Deposit, EntryKind
 from accounts.services.deposits import credit_deposit
-from tests.accounts.conftest import balance_of, snapshot
+from tests.conftest import balance_of
+from tests.conftest import ledger_snapshot as snapshot
 
 
 def _external(asset: Asset) -> Decimal:

@@ -18,8 +18,8 @@ from accounts.services.ledger import (
     hold_funds,
     release_hold,
 )
-from tests.accounts.conftest import balance_of, snapshot
-from tests.conftest import fund, make_user
+from tests.conftest import balance_of, fund, make_user
+from tests.conftest import ledger_snapshot as snapshot
 
 
 def _fees(asset_id: int) -> tuple[Decimal, Decimal]:

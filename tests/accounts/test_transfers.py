@@ -10,8 +10,8 @@ from accounts.errors import DomainError
 from accounts.models import Asset, EntryKind
 from accounts.services.transfers import transfer
 from accounts.services.users import set_frozen
-from tests.accounts.conftest import balance_of, snapshot
-from tests.conftest import fund
+from tests.conftest import balance_of, fund
+from tests.conftest import ledger_snapshot as snapshot
 
 
 @pytest.mark.django_db

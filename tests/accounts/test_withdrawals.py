@@ -27,8 +27,9 @@ from accounts.services.withdrawals import (
     reject_withdrawal,
     request_withdrawal,
 )
-from tests.accounts.conftest import balance_of, enable_totp, snapshot
-from tests.conftest import fund
+from tests.accounts.conftest import enable_totp
+from tests.conftest import balance_of, fund
+from tests.conftest import ledger_snapshot as snapshot
 
 ADDRESS = "TXYZ1234567890abcdef"
 

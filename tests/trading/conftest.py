@@ -16,8 +16,9 @@ import redis
 from django.conf import settings
 
 from accounts.checks import run_ledger_checks
-from accounts.models import Asset, Balance, JournalEntry, Posting, User
+from accounts.models import Asset
 from markets.models import Market, MarketStatus
+from tests.conftest import ledger_snapshot
 from trading.models import Order, OutboxEntry
 from trading.redis import get_redis, reset_redis_clients
 from trading.services.accept_batch import stop_batcher
@@ -137,22 +138,10 @@ def usdt_irt(assets: dict[str, Asset]) -> Market:
     )
 
 
-def balance_of(user: User, asset: Asset) -> tuple[Decimal, Decimal]:
-    """(available, locked) of the user's asset, zeros when there is no row."""
-    row = Balance.objects.filter(user=user, asset=asset).values_list("available", "locked").first()
-    return row if row is not None else (Decimal("0"), Decimal("0"))
-
-
 def snapshot() -> dict[str, Any]:
-    """Everything a rejected request must leave untouched."""
+    """Everything a rejected order request must leave untouched: the ledger, orders, outbox."""
     return {
-        "balances": list(
-            Balance.objects.order_by("pk").values_list(
-                "pk", "user_id", "kind", "asset_id", "available", "locked"
-            )
-        ),
-        "entries": JournalEntry.objects.count(),
-        "postings": Posting.objects.count(),
+        **ledger_snapshot(),
         "orders": list(
             Order.objects.order_by("pk").values_list(
                 "pk", "status", "hold_remaining", "filled_quantity"

@@ -23,8 +23,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from accounts.errors import InsufficientFunds
 from accounts.models import EntryKind, JournalEntry, Posting
-from tests.conftest import fund
-from tests.trading.conftest import balance_of
+from tests.conftest import balance_of, fund
 from trading.errors import DuplicateClientOrderId
 from trading.models import Order, OutboxEntry
 from trading.services import accept_batch

@@ -17,8 +17,7 @@ from django.db.models import Sum
 
 from accounts.errors import InsufficientFunds
 from exchange.errors import DomainError
-from tests.conftest import fund
-from tests.trading.conftest import balance_of
+from tests.conftest import balance_of, fund
 from trading.models import Order, OutboxEntry
 from trading.services.orders import OrderSpec, place_order
 

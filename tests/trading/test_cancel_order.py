@@ -10,8 +10,8 @@ from django.db import transaction
 from accounts.models import AuditLog
 from accounts.services.ledger import release_hold
 from markets.models import MarketStatus
-from tests.conftest import fund
-from tests.trading.conftest import balance_of, snapshot
+from tests.conftest import balance_of, fund
+from tests.trading.conftest import snapshot
 from trading.errors import InvalidOrder, MarketNotTrading, OrderNotFound, OrderNotOpen
 from trading.models import Order, OrderStatus, OutboxEntry
 from trading.services.orders import OrderSpec, cancel_all, cancel_order, place_order

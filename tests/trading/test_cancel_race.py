@@ -16,8 +16,7 @@ import pytest
 
 from accounts.models import Asset, User
 from markets.models import Market
-from tests.conftest import fund
-from tests.trading.conftest import balance_of
+from tests.conftest import balance_of, fund
 from trading.engine.matching import Engine
 from trading.errors import OrderNotOpen
 from trading.matching import _apply_entries

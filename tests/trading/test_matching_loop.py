@@ -11,8 +11,7 @@ from channels.layers import get_channel_layer
 
 from accounts.models import Asset, Balance, BalanceKind, User
 from markets.models import Market
-from tests.conftest import fund
-from tests.trading.conftest import balance_of
+from tests.conftest import balance_of, fund
 from tests.trading.pipeline_helpers import loops_running, wait_settled
 from trading.lease import Lease
 from trading.matching import run_matching_loop

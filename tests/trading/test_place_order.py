@@ -15,8 +15,8 @@ from accounts.models import EntryKind, JournalEntry
 from markets.errors import MarketNotFound
 from markets.models import MarketStatus
 from markets.selectors import get_market
-from tests.conftest import fund
-from tests.trading.conftest import balance_of, snapshot
+from tests.conftest import balance_of, fund
+from tests.trading.conftest import snapshot
 from trading.engine.commands import command_from_dict
 from trading.errors import DuplicateClientOrderId, InvalidOrder, MarketNotTrading
 from trading.models import Order, OrderStatus, OutboxEntry
