@@ -76,8 +76,16 @@ class Order(models.Model):
     null only for a market buy by `quote_amount`.
     """
 
-    user = models.ForeignKey(User, on_delete=models.PROTECT, related_name="orders")
-    market = models.ForeignKey(Market, on_delete=models.PROTECT, related_name="orders")
+    # No single-column indexes on the foreign keys: every index is written again on each
+    # settlement update of the row (status is in the partial indexes, so most updates cannot
+    # be HOT). user_id leads order_user_coid and order_user_recent; open orders by market
+    # use order_open_by_market; markets and assets are never deleted with orders.
+    user = models.ForeignKey(
+        User, on_delete=models.PROTECT, related_name="orders", db_index=False
+    )
+    market = models.ForeignKey(
+        Market, on_delete=models.PROTECT, related_name="orders", db_index=False
+    )
     client_order_id = models.CharField(max_length=36)
     side = models.CharField(max_length=4, choices=OrderSide.choices)
     order_type = models.CharField(max_length=12, choices=OrderType.choices)
@@ -92,7 +100,9 @@ class Order(models.Model):
     filled_quantity = models.DecimalField(**MONEY, default=ZERO)
     filled_quote = models.DecimalField(**MONEY, default=ZERO)
     fee_paid = models.DecimalField(**MONEY, default=ZERO)
-    hold_asset = models.ForeignKey(Asset, on_delete=models.PROTECT, related_name="+")
+    hold_asset = models.ForeignKey(
+        Asset, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
     hold_amount = models.DecimalField(**MONEY)
     hold_remaining = models.DecimalField(**MONEY)
     status = models.CharField(max_length=16, choices=OrderStatus.choices, default=OrderStatus.NEW)
@@ -154,12 +164,23 @@ class Trade(models.Model):
 
     `seq` is the engine event's sequence number: unique per market, so settling a batch
     twice cannot insert a trade twice. Fees are in the quote asset.
+
+    Settlement inserts thousands of these a second, so the table carries only the indexes
+    its readers need: (market, seq), (market, -created_at) and the buy and sell orders'.
+    The maker and taker are always the buy and sell orders in some order (a CHECK says
+    so), which makes their own foreign keys and indexes redundant: they are not created.
     """
 
-    market = models.ForeignKey(Market, on_delete=models.PROTECT, related_name="trades")
+    market = models.ForeignKey(
+        Market, on_delete=models.PROTECT, related_name="trades", db_index=False
+    )
     seq = models.BigIntegerField()
-    maker_order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="+")
-    taker_order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="+")
+    maker_order = models.ForeignKey(
+        Order, on_delete=models.PROTECT, related_name="+", db_index=False, db_constraint=False
+    )
+    taker_order = models.ForeignKey(
+        Order, on_delete=models.PROTECT, related_name="+", db_index=False, db_constraint=False
+    )
     buy_order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="buy_trades")
     sell_order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="sell_trades")
     price = models.DecimalField(**MONEY)
@@ -168,12 +189,19 @@ class Trade(models.Model):
     taker_side = models.CharField(max_length=4, choices=OrderSide.choices)
     maker_fee = models.DecimalField(**MONEY, default=ZERO)
     taker_fee = models.DecimalField(**MONEY, default=ZERO)
-    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         ordering = ("-pk",)
         constraints = (
             models.UniqueConstraint(fields=["market", "seq"], name="trade_market_seq"),
+            models.CheckConstraint(
+                condition=(
+                    Q(maker_order=F("buy_order"), taker_order=F("sell_order"))
+                    | Q(maker_order=F("sell_order"), taker_order=F("buy_order"))
+                ),
+                name="trade_maker_taker_are_buy_sell",
+            ),
             models.CheckConstraint(condition=Q(price__gt=0), name="trade_price_gt_0"),
             models.CheckConstraint(condition=Q(quantity__gt=0), name="trade_quantity_gt_0"),
             models.CheckConstraint(condition=Q(quote_quantity__gt=0), name="trade_quote_gt_0"),
