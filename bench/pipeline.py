@@ -195,12 +195,13 @@ def _worker(role: str, symbol: str, seconds: float, log: str) -> None:
     if role == "matching":
         run_matching_loop(symbol, max_seconds=seconds)
         return
-    marks: list[tuple[float, int]] = []
+    marks: list[tuple[float, int, float, int]] = []  # (committed at, last seq, seconds, events)
     settle = loop_module.settle_batch
 
     def timed(**kwargs):  # type: ignore[no-untyped-def]
+        started = time.perf_counter()
         result = settle(**kwargs)
-        marks.append((time.time(), result.last_seq))
+        marks.append((time.time(), result.last_seq, time.perf_counter() - started, result.applied))
         return result
 
     loop_module.settle_batch = timed
@@ -270,9 +271,13 @@ def run(markets: int, rate: float, orders: int, seed: int = 1) -> dict:
         proc.wait(60)
     latencies: list[float] = []
     settled_at: list[float] = []
+    batch_ms: list[float] = []
+    batch_events: list[int] = []
     for symbol in commands:
         marks = json.loads(Path(logs[symbol]).read_text())
         Path(logs[symbol]).unlink()
+        batch_ms.extend(1000 * m[2] for m in marks if m[3])
+        batch_events.extend(m[3] for m in marks if m[3])
         accepted = dict(
             Order.objects.filter(market__symbol=symbol).values_list("pk", "accepted_seq")
         )
@@ -301,7 +306,21 @@ def run(markets: int, rate: float, orders: int, seed: int = 1) -> dict:
         "p99_ms": round(1000 * latencies[int(0.99 * (n - 1))], 1) if n else None,
         "max_ms": round(1000 * latencies[-1], 1) if n else None,
         "events_settled": sum(cursors),
+        # settle_batch calls that applied events: how many, their time and size
+        "batches": len(batch_ms),
+        "batch_ms_p50_p99_max": _percentiles(batch_ms),
+        "batch_events_p50_max": [statistics.median(batch_events), max(batch_events)]
+        if batch_events
+        else None,
     }
+
+
+def _percentiles(values: list[float]) -> list[float] | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    pick = [ordered[len(ordered) // 2], ordered[int(0.99 * (len(ordered) - 1))], ordered[-1]]
+    return [round(v, 1) for v in pick]
 
 
 def main() -> None:

@@ -53,6 +53,7 @@ from trading.recovery import (
     save_snapshot,
 )
 from trading.redis import get_redis
+from trading.streamcodec import decode_command, encode_events, events_codec_fields
 
 logger = logging.getLogger(__name__)
 
@@ -100,7 +101,7 @@ def encode_command_entry(cid: int, payload: dict[str, Any]) -> dict[str, str]:
 
 def decode_command_entry(fields: dict[bytes, bytes]) -> tuple[int | None, Any]:
     """(cid, command dict) of an input entry; cid None when the entry carries none."""
-    data = json.loads(fields[b"c"])
+    data = decode_command(fields[b"c"])
     cid = data.pop("cid", None) if isinstance(data, dict) else None
     if cid is None and b"cid" in fields:
         cid = int(fields[b"cid"])
@@ -295,16 +296,19 @@ def run_matching_loop(
                 entries = response[0][1]
                 events = _apply_entries(state, entries, suppress_upto)
                 offset = entries[-1][0].decode()
-                lease.fenced_write(
-                    stream=market.output_stream,
-                    fields={
-                        "e": json.dumps(events, separators=(",", ":")),
+                fields: dict[str, str | bytes] | None = None
+                if events:
+                    payload, exact = encode_events(events)
+                    fields = {
+                        "e": payload,
                         "t": str(lease.token),
                         "a": str(events[0][1]),
                         "z": str(events[-1][1]),
+                        **events_codec_fields(exact),
                     }
-                    if events
-                    else None,
+                lease.fenced_write(
+                    stream=market.output_stream,
+                    fields=fields,
                     progress_key=progress_key,
                     progress=offset,
                 )

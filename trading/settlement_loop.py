@@ -15,7 +15,6 @@ would keep two consumers correct anyway, the lease just keeps them from fighting
 from __future__ import annotations
 
 import gc
-import json
 import logging
 import threading
 import time
@@ -31,6 +30,7 @@ from trading.matching import SHUTDOWN
 from trading.models import SettlementCursor
 from trading.redis import get_redis
 from trading.services.settlement import SequenceGap, settle_batch
+from trading.streamcodec import decode_events
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ class EntryBuffer:
         for entry_id, fields in stream_entries:
             if entry_id in self.entries or b"e" not in fields:
                 continue
-            events = json.loads(fields[b"e"])
+            events = decode_events(fields)
             self.entries[entry_id] = (
                 int(fields[b"t"]),
                 int(fields[b"a"]),

@@ -418,7 +418,7 @@ def _write(batch: _Batch, cursor: _Cursor) -> list[tuple[int, str, Decimal, Deci
     ]
     if not moves:
         return []
-    # Last: the balance rows are shared with other markets (see settlement_orders._WRITE_SQL).
+    # Last: the balance rows are shared with other markets (see settlement_orders._WRITE).
     apply_moves(
         kind=EntryKind.SETTLEMENT,
         ref=f"settle:{rules.symbol}:{cursor.last_seq}"[:64],

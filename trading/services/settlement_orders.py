@@ -21,6 +21,8 @@ from typing import Any
 
 from django.db import connection
 
+from exchange.db import PreparedStatement
+from exchange.pgarray import int_array, text_array
 from trading.models import TERMINAL_STATUSES, OrderStatus
 
 _TERMINAL = frozenset(str(s) for s in TERMINAL_STATUSES)
@@ -46,7 +48,9 @@ def from_e18(value: int) -> Decimal:
 # for which the planner may AND the primary key with the market_id index, whose scan reads
 # every order of the market. With no order ids the result is one row of NULL order columns;
 # with no cursor row it is empty.
-_LOCK_SQL = """
+_LOCK = PreparedStatement(
+    "trading_settle_lock",
+    """
 WITH c AS MATERIALIZED (
     SELECT market_id, last_seq, fence_token FROM trading_settlementcursor
     WHERE market_id = %(market_id)s
@@ -67,7 +71,8 @@ FROM c
 JOIN markets_market m ON m.id = c.market_id
 JOIN accounts_asset q ON q.id = m.quote_id
 LEFT JOIN o ON true
-"""
+""",
+)
 _CURSOR_COLUMNS = 10
 
 
@@ -77,7 +82,9 @@ _CURSOR_COLUMNS = 10
 # transaction, so they see the updated rows. It runs before apply_moves: the balance rows
 # apply_moves locks are shared by every market of the quote asset (the fee and rounding
 # rows by all of them), so their lock is held only for the ledger statements and COMMIT.
-_WRITE_SQL = """
+_WRITE = PreparedStatement(
+    "trading_settle_write",
+    """
 WITH trades AS (
     INSERT INTO trading_trade (market_id, seq, maker_order_id, taker_order_id, buy_order_id,
         sell_order_id, price, quantity, quote_quantity, taker_side, maker_fee, taker_fee,
@@ -110,7 +117,8 @@ WITH trades AS (
 UPDATE trading_settlementcursor
 SET last_seq = %(last_seq)s, fence_token = %(fence_token)s, updated_at = %(now)s
 WHERE market_id = %(market_id)s
-"""
+""",
+)
 
 _BALANCES_SQL = """
 SELECT b.user_id, a.code, b.available, b.locked
@@ -190,7 +198,7 @@ def lock_batch_rows(
     market has no cursor yet, and the orders by id.
     """
     with connection.cursor() as cursor:
-        cursor.execute(_LOCK_SQL, {"market_id": market_id, "order_ids": sorted(order_ids)})
+        _LOCK.execute(cursor, {"market_id": market_id, "order_ids": int_array(sorted(order_ids))})
         rows = cursor.fetchall()
     if not rows:
         return None, {}
@@ -242,35 +250,35 @@ def write_batch(
     for order in rows:
         if order.status == _NEW and order.filled_quantity_e18:
             order.status = _PARTIAL
-    params: dict[str, Any] = {  # Any: psycopg2 adapts the lists as arrays
+    params: dict[str, Any] = {  # Any: array literals (exchange.pgarray) and scalars
         "market_id": market_id,
         "now": now,
-        "t_seq": trades.seq,
-        "t_maker": trades.maker,
-        "t_taker": trades.taker,
-        "t_buy": trades.buy,
-        "t_sell": trades.sell,
-        "t_price": trades.price_e18,
-        "t_quantity": trades.quantity_e18,
-        "t_quote": trades.quote_e18,
-        "t_side": trades.side,
-        "t_maker_fee": trades.maker_fee_e18,
-        "t_taker_fee": trades.taker_fee_e18,
-        "o_id": [o.id for o in rows],
-        "o_quantity": [o.quantity_e18 for o in rows],
-        "o_filled_quantity": [o.filled_quantity_e18 for o in rows],
-        "o_filled_quote": [o.filled_quote_e18 for o in rows],
-        "o_fee_paid": [o.fee_paid_e18 for o in rows],
-        "o_hold_remaining": [o.hold_remaining_e18 for o in rows],
-        "o_status": [o.status for o in rows],
-        "o_accepted_seq": [o.accepted_seq for o in rows],
-        "o_reject_reason": [o.reject_reason for o in rows],
+        "t_seq": int_array(trades.seq),
+        "t_maker": int_array(trades.maker),
+        "t_taker": int_array(trades.taker),
+        "t_buy": int_array(trades.buy),
+        "t_sell": int_array(trades.sell),
+        "t_price": int_array(trades.price_e18),
+        "t_quantity": int_array(trades.quantity_e18),
+        "t_quote": int_array(trades.quote_e18),
+        "t_side": text_array(trades.side),
+        "t_maker_fee": int_array(trades.maker_fee_e18),
+        "t_taker_fee": int_array(trades.taker_fee_e18),
+        "o_id": int_array([o.id for o in rows]),
+        "o_quantity": int_array([o.quantity_e18 for o in rows]),
+        "o_filled_quantity": int_array([o.filled_quantity_e18 for o in rows]),
+        "o_filled_quote": int_array([o.filled_quote_e18 for o in rows]),
+        "o_fee_paid": int_array([o.fee_paid_e18 for o in rows]),
+        "o_hold_remaining": int_array([o.hold_remaining_e18 for o in rows]),
+        "o_status": text_array([o.status for o in rows]),
+        "o_accepted_seq": int_array([o.accepted_seq for o in rows]),
+        "o_reject_reason": text_array([o.reject_reason for o in rows]),
         "last_price": last_price,
         "last_seq": last_seq,
         "fence_token": fence_token,
     }
     with connection.cursor() as cursor:
-        cursor.execute(_WRITE_SQL, params)
+        _WRITE.execute(cursor, params)
 
 
 def read_balances(
@@ -280,6 +288,6 @@ def read_balances(
     if not user_ids:
         return []
     with connection.cursor() as cursor:
-        cursor.execute(_BALANCES_SQL, [sorted(user_ids), *asset_ids])
+        cursor.execute(_BALANCES_SQL, [int_array(sorted(user_ids)), *asset_ids])
         balances: list[tuple[int, str, Decimal, Decimal]] = cursor.fetchall()
     return balances
