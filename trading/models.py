@@ -80,9 +80,7 @@ class Order(models.Model):
     # settlement update of the row (status is in the partial indexes, so most updates cannot
     # be HOT). user_id leads order_user_coid and order_user_recent; open orders by market
     # use order_open_by_market; markets and assets are never deleted with orders.
-    user = models.ForeignKey(
-        User, on_delete=models.PROTECT, related_name="orders", db_index=False
-    )
+    user = models.ForeignKey(User, on_delete=models.PROTECT, related_name="orders", db_index=False)
     market = models.ForeignKey(
         Market, on_delete=models.PROTECT, related_name="orders", db_index=False
     )
