@@ -15,6 +15,13 @@ The engine is deterministic, so replay regenerates the same events with the same
 events with seq <= the output stream's tail are already there and are not written again.
 If Redis was flushed the state is rebuilt from PostgreSQL (trading.recovery).
 
+Market status: placements read while the market is CANCEL_ONLY or HALTED are rejected
+(``market_cancel_only`` / ``market_halted``, the codes place_order gives), also those queued
+before staff changed the status; cancels and reductions go through. The loop reads the
+status once per non-empty batch. The gate in force is part of the loop's state (snapshots
+carry it) and a change is snapshotted before any command is decided under it, so a replay
+decides every placement as the original run did, whatever the status has become since.
+
 Output entry fields: "e" = JSON list of events, each ``[type, seq, *fields]`` in the event
 dataclass's field order (rejections carry the command type as one more element), "t" = the
 lease token, "a"/"z" = first and last seq in the entry.
@@ -33,11 +40,12 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import close_old_connections, connection
+from django.db import DatabaseError, close_old_connections, connection
 from redis.exceptions import ResponseError
 
-from markets.models import Market
-from trading.engine.commands import BadCommand, command_from_dict
+from markets.models import Market, MarketStatus
+from markets.selectors import get_current_market
+from trading.engine.commands import BadCommand, PlaceOrder, command_from_dict
 from trading.engine.events import EVENT_TYPES, Rejected
 from trading.lease import Lease, LeaseLost
 from trading.models import EngineSnapshot, SettlementCursor
@@ -74,6 +82,14 @@ TRIM_INPUT = True
 # behind it pays. The loops freeze what exists once set up, so later full collections only
 # scan what was allocated since (settlement's longest: 123 -> 15 ms). Frozen objects are
 # still freed by reference counting.
+
+# The rejection code of a placement under each status; "" lets it through. The codes are
+# those place_order raises (trading.validation), so a client sees one code either way.
+_GATES: dict[str, str] = {
+    MarketStatus.TRADING: "",
+    MarketStatus.CANCEL_ONLY: "market_cancel_only",
+    MarketStatus.HALTED: "market_halted",
+}
 
 SHUTDOWN = threading.Event()
 _NAMES = {cls: name for name, cls in EVENT_TYPES.items()}
@@ -130,8 +146,13 @@ class _SnapshotWriter:
     def __init__(self, *, market_id: int, symbol: str) -> None:
         self.market_id = market_id
         self.symbol = symbol
+        self._start()
+
+    def _start(self) -> None:
         self._queue: queue.Queue[tuple[FrozenState, int] | None] = queue.Queue(maxsize=1)
-        self._thread = threading.Thread(target=self._run, name=f"snapshots-{symbol}", daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, name=f"snapshots-{self.symbol}", daemon=True
+        )
         self._thread.start()
 
     def submit(self, frozen: FrozenState, token: int) -> None:
@@ -146,6 +167,18 @@ class _SnapshotWriter:
                 self._queue.get_nowait()
         self._queue.put(None)
         self._thread.join(timeout=30)
+
+    def save_now(self, frozen: FrozenState, token: int) -> None:
+        """Store ``frozen`` before returning, with no older snapshot stored after it.
+
+        Restore takes the newest snapshot by insertion, so the thread is stopped first (a
+        pending snapshot is dropped, one being stored completes) and started again after.
+        """
+        self.close(discard=True)
+        if self._thread.is_alive():
+            raise RuntimeError(f"the snapshot writer of {self.symbol} did not stop")
+        save_snapshot(market_id=self.market_id, frozen=frozen, fence_token=token)
+        self._start()
 
     def _run(self) -> None:
         try:
@@ -208,6 +241,32 @@ def restore_state(*, market: Market, lease: Lease) -> tuple[LoopState, bool]:
     return state, True
 
 
+def _follow_market_status(
+    state: LoopState, *, market_id: int, writer: _SnapshotWriter, token: int, suppress_upto: int
+) -> None:
+    """Set the gate for the next batch from the market's status (module docstring).
+
+    While replaying (events up to ``suppress_upto`` are written already) the restored gate
+    stays: those commands must be decided as they were. A new gate is snapshotted before the
+    batch is applied; if that fails the error stops the loop before it decides anything
+    under the new gate. If the status cannot be read, the gate stays: the status lives in
+    the same database, so it cannot change unseen either.
+    """
+    if state.engine.seq < suppress_upto:
+        return
+    try:
+        status = get_current_market(market_id=market_id).status
+    except DatabaseError:
+        logger.warning("market %s: status unreadable, placements gate stays", market_id)
+        close_old_connections()
+        return
+    gate = _GATES.get(status, "market_halted")  # an unknown status refuses: the safe side
+    if gate != state.gate:
+        state.gate = gate
+        writer.save_now(freeze_state(state), token)
+        logger.warning("market %s: placements gate now %r", market_id, gate or "open")
+
+
 def _encode_events(raw_events: list[tuple[Any, ...]], command_type: str) -> list[list[Any]]:
     out = []
     for raw in raw_events:
@@ -225,6 +284,7 @@ def _apply_entries(
     engine = state.engine
     out: list[list[Any]] = []
     applied = state.applied
+    gate = state.gate
     for _entry_id, fields in entries:
         try:
             cid, data = decode_command_entry(fields)
@@ -241,7 +301,12 @@ def _apply_entries(
         except BadCommand as exc:
             raw = [engine._rejection(exc.order_id, exc.account_id, exc.reason)]
         else:
-            raw = engine.apply_raw(command)
+            if gate and type(command) is PlaceOrder:
+                # Like any rejection: the next seq, nothing else changes; settlement ends
+                # the order and releases its hold.
+                raw = [engine._rejection(command.order_id, command.account_id, gate)]
+            else:
+                raw = engine.apply_raw(command)
         if raw and raw[-1][1] > suppress_upto:
             out.extend(e for e in _encode_events(raw, command_type) if e[1] > suppress_upto)
     return out
@@ -294,6 +359,13 @@ def run_matching_loop(
             )
             if response:
                 entries = response[0][1]
+                _follow_market_status(
+                    state,
+                    market_id=market.pk,
+                    writer=writer,
+                    token=lease.token,
+                    suppress_upto=suppress_upto,
+                )
                 events = _apply_entries(state, entries, suppress_upto)
                 offset = entries[-1][0].decode()
                 fields: dict[str, str | bytes] | None = None

@@ -73,7 +73,8 @@ class Order(models.Model):
     `hold_amount` is what was locked at acceptance (quote for buys, base for sells) and
     `hold_remaining` what is still locked for it; settlement lowers `hold_remaining` as
     fills consume it and releases the rest when the order ends. `quantity` is in base and is
-    null only for a market buy by `quote_amount`.
+    null only for a market buy by `quote_amount`. `accepted_seq` and `triggered_seq` are the
+    engine sequence numbers of its acceptance and, for a stop, of its trigger.
     """
 
     # No single-column indexes on the foreign keys: every index is written again on each
@@ -106,6 +107,9 @@ class Order(models.Model):
     status = models.CharField(max_length=16, choices=OrderStatus.choices, default=OrderStatus.NEW)
     reject_reason = models.CharField(max_length=64, blank=True)
     accepted_seq = models.BigIntegerField(null=True, blank=True)
+    # Set by settlement when a stop triggers: from then on the order is what it executes as
+    # (a STOP_LIMIT rests as a limit), which a rebuild of the book must know.
+    triggered_seq = models.BigIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -8,9 +8,15 @@ sequence numbers) its predecessor produced.
 
 When Redis was flushed (the readiness marker is gone) the streams, and with them any
 command not yet settled, are lost. PostgreSQL is the source of truth: the book is rebuilt
-from open orders in acceptance-sequence order, the engine sequence continues from the
-settlement cursor (so output sequence numbers stay gapless), and the outbox rows of every
-command whose effect is not settled are appended to the fresh input stream again.
+from open orders in the sequence order they entered the book (acceptance, or the trigger
+for a stop that triggered), the engine sequence continues from the settlement cursor (so
+output sequence numbers stay gapless), and the outbox rows of every command whose effect
+is not settled are appended to the fresh input stream again.
+
+The loop's third piece of state is its status gate: the rejection code it gives placements
+while the market is CANCEL_ONLY or HALTED (trading.matching). It is in the snapshot too,
+because replay must decide each placement as the original run did, whatever the market's
+status has become since.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from typing import Any
 
 from django.db import transaction
 from django.db.models import Q
+from django.db.models.functions import Coalesce
 
 from markets.models import Market
 from trading.engine.commands import (
@@ -47,8 +54,10 @@ from trading.models import (
 
 logger = logging.getLogger(__name__)
 
-_MAGIC = b"LOOP1"
-_HEADER = struct.Struct("<QI")
+_MAGIC_UNGATED = b"LOOP1"  # written before the status gate existed: replayed ungated
+_MAGIC = b"LOOP2"
+_HEADER = struct.Struct("<QIB")  # engine bytes, cids, gate bytes
+_HEADER_UNGATED = struct.Struct("<QI")
 # How many applied cids a loop remembers. The sweeper re-sends a command within seconds of
 # its first send, so this covers minutes of traffic at benchmark rates.
 CID_WINDOW = 200_000
@@ -70,6 +79,7 @@ class LoopState:
     input_offset: str = STREAM_START
     applied: dict[int, None] = field(default_factory=dict)  # insertion-ordered set of cids
     resend: list[OutboxEntry] = field(default_factory=list)  # after a rebuild only
+    gate: str = ""  # the rejection code for placements; "" while the market trades
 
     def remember(self, cid: int) -> None:
         self.applied[cid] = None
@@ -80,24 +90,37 @@ class LoopState:
 
 
 def encode_state(state: LoopState) -> bytes:
-    """Engine snapshot bytes plus the cid window, in one blob."""
+    """Engine snapshot bytes, the gate and the cid window, in one blob."""
     engine_bytes = state.engine.snapshot()
+    gate = state.gate.encode("ascii")
     cids = array("q", state.applied)
-    return _MAGIC + _HEADER.pack(len(engine_bytes), len(cids)) + engine_bytes + cids.tobytes()
+    header = _HEADER.pack(len(engine_bytes), len(cids), len(gate))
+    return _MAGIC + header + gate + engine_bytes + cids.tobytes()
 
 
 def decode_state(data: bytes, *, input_offset: str) -> LoopState:
-    """Inverse of encode_state; raises SnapshotError on any damage."""
-    if data[: len(_MAGIC)] != _MAGIC:
+    """Inverse of encode_state (also reads the ungated LOOP1 blobs); raises SnapshotError on
+    any damage."""
+    magic = data[: len(_MAGIC)]
+    if magic == _MAGIC:
+        start = len(_MAGIC) + _HEADER.size
+        engine_len, n_cids, gate_len = _HEADER.unpack(data[len(_MAGIC) : start])
+        gate = data[start : start + gate_len].decode("ascii")
+        start += gate_len
+    elif magic == _MAGIC_UNGATED:
+        start = len(_MAGIC) + _HEADER_UNGATED.size
+        engine_len, n_cids = _HEADER_UNGATED.unpack(data[len(_MAGIC) : start])
+        gate = ""
+    else:
         raise SnapshotError("not a loop snapshot")
-    start = len(_MAGIC) + _HEADER.size
-    engine_len, n_cids = _HEADER.unpack(data[len(_MAGIC) : start])
     engine = Engine.restore(data[start : start + engine_len])
     cids = array("q")
     cids.frombytes(data[start + engine_len :])
     if len(cids) != n_cids:
         raise SnapshotError("cid window truncated")
-    return LoopState(engine=engine, input_offset=input_offset, applied=dict.fromkeys(cids))
+    return LoopState(
+        engine=engine, input_offset=input_offset, applied=dict.fromkeys(cids), gate=gate
+    )
 
 
 def checksum(data: bytes) -> str:
@@ -176,13 +199,16 @@ def _rebuild_command(order: Order, market: Market) -> PlaceOrder:
     """The engine command that puts an open order back with its remaining quantity.
 
     The settled book is never crossed, so re-placing resting orders as plain GTC limits
-    generates no trades; stops go back as stops (a triggered stop-limit that rests unfilled
-    is indistinguishable from a pending one in the order row, so it waits for a trigger
-    again: documented limitation).
+    generates no trades. Stops still waiting go back as stops; a stop whose trigger is
+    settled (``triggered_seq``) is a resting limit by now and goes back as one, so it can
+    never trigger twice.
     """
     quantity = order.quantity or order.filled_quantity  # resting orders always have one
     remaining = _lots(quantity - order.filled_quantity, market.lot_size)
-    is_stop = order.order_type in (OrderType.STOP_LIMIT, OrderType.STOP_MARKET)
+    is_stop = (
+        order.order_type in (OrderType.STOP_LIMIT, OrderType.STOP_MARKET)
+        and order.triggered_seq is None
+    )
     return PlaceOrder(
         order_id=order.pk,
         account_id=order.user_id,
@@ -216,9 +242,11 @@ def rebuild_from_database(*, market: Market, token: int, input_offset: str) -> L
             # stream order (the unsettled re-sends behind them are dropped by cid).
             input_offset = STREAM_START
         engine = Engine()
+        # In the order they entered the book: a triggered stop joined its price level when it
+        # triggered, behind the orders accepted between its acceptance and its trigger.
         resting = Order.objects.filter(
             market=market, status__in=OPEN_STATUSES, accepted_seq__isnull=False
-        ).order_by("accepted_seq")
+        ).order_by(Coalesce("triggered_seq", "accepted_seq"))
         for order in resting.iterator(chunk_size=2000):
             events = engine.apply_raw(_rebuild_command(order, market))
             if events and events[0][0].__name__ == "Rejected":

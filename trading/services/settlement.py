@@ -49,6 +49,7 @@ from trading.services.settlement_orders import (
     read_balances,
     to_e18,
     write_batch,
+    write_triggers,
 )
 
 E18 = 10**18
@@ -128,6 +129,7 @@ class _Batch:
     trades: TradeRows = field(default_factory=TradeRows.empty)
     depth: dict[tuple[str, int], int] = field(default_factory=dict)
     last_price_ticks: int | None = None
+    triggered: dict[int, int] = field(default_factory=dict)  # stop order id -> trigger seq
 
     def release(self, order: SettledOrder) -> None:
         amount = order.hold_remaining_e18
@@ -317,6 +319,11 @@ def _apply_reduced(batch: _Batch, event: Sequence[Any]) -> None:
     order.changed = True
 
 
+def _apply_stop_triggered(batch: _Batch, event: Sequence[Any]) -> None:
+    """Record the trigger: a rebuild of the book restores the stop as what it now is."""
+    batch.triggered[_order(batch, event[2]).id] = event[1]
+
+
 def _apply_trade(batch: _Batch, event: Sequence[Any]) -> None:
     _, seq, maker_id, taker_id, _, _, price_ticks, qty_lots, taker_side, maker_done, taker_done = (
         event
@@ -390,6 +397,7 @@ _APPLY = {
     "expired": _apply_expired,
     "rejected": _apply_rejected,
     "reduced": _apply_reduced,
+    "stop_triggered": _apply_stop_triggered,
 }
 
 
@@ -406,6 +414,8 @@ def _write(batch: _Batch, cursor: _Cursor) -> list[tuple[int, str, Decimal, Deci
         last_seq=cursor.last_seq,
         fence_token=cursor.fence_token,
     )
+    if batch.triggered:  # rare: its own statement keeps the batch write's shape
+        write_triggers(market_id=rules.market_id, triggered=batch.triggered)
     moves = [
         Move(
             delta=from_e18(delta),

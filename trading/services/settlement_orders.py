@@ -120,6 +120,14 @@ WHERE market_id = %(market_id)s
 """,
 )
 
+# Stop triggers, a statement of their own (only batches with a trigger run it). The rows
+# are already locked by _LOCK_SQL, which locks every order an event names.
+_TRIGGERS_SQL = """
+UPDATE trading_order AS o SET triggered_seq = v.seq
+FROM unnest(%(ids)s::bigint[], %(seqs)s::bigint[]) AS v(id, seq)
+WHERE o.id = v.id AND o.market_id = %(market_id)s
+"""
+
 _BALANCES_SQL = """
 SELECT b.user_id, a.code, b.available, b.locked
 FROM accounts_balance b JOIN accounts_asset a ON a.id = b.asset_id
@@ -279,6 +287,16 @@ def write_batch(
     }
     with connection.cursor() as cursor:
         _WRITE.execute(cursor, params)
+
+
+def write_triggers(*, market_id: int, triggered: dict[int, int]) -> None:
+    """Set ``triggered_seq`` of the stop orders in ``triggered`` (order id -> trigger seq)."""
+    ids = sorted(triggered)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _TRIGGERS_SQL,
+            {"market_id": market_id, "ids": ids, "seqs": [triggered[i] for i in ids]},
+        )
 
 
 def read_balances(
