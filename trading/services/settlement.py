@@ -13,7 +13,8 @@ Events arrive as the matching loop writes them (trading.matching): lists
   rules and orders are locked and read in one; the trades (multi-row INSERT from unnest
   arrays), order rows, last price and cursor are written in one; balance moves are
   aggregated per (user, asset, bucket) into one journal entry
-  (accounts.services.ledger.apply_moves: three); one read of balances for the messages.
+  (accounts.services.ledger.apply_moves: three); one read of balances for the messages;
+  and, only in a batch where a stop triggered, one UPDATE recording its trigger seq.
   Event arithmetic is on integers (ticks, lots, 1e-18 units); Decimals are made only at
   the boundary (ledger moves, messages), and no model instance is built.
 

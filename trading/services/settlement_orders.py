@@ -121,7 +121,7 @@ WHERE market_id = %(market_id)s
 )
 
 # Stop triggers, a statement of their own (only batches with a trigger run it). The rows
-# are already locked by _LOCK_SQL, which locks every order an event names.
+# are already locked by _LOCK, which locks every order an event names.
 _TRIGGERS_SQL = """
 UPDATE trading_order AS o SET triggered_seq = v.seq
 FROM unnest(%(ids)s::bigint[], %(seqs)s::bigint[]) AS v(id, seq)
@@ -295,7 +295,11 @@ def write_triggers(*, market_id: int, triggered: dict[int, int]) -> None:
     with connection.cursor() as cursor:
         cursor.execute(
             _TRIGGERS_SQL,
-            {"market_id": market_id, "ids": ids, "seqs": [triggered[i] for i in ids]},
+            {
+                "market_id": market_id,
+                "ids": int_array(ids),
+                "seqs": int_array([triggered[i] for i in ids]),
+            },
         )
 
 
