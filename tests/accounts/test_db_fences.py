@@ -150,3 +150,30 @@ def test_balanced_postings_added_to_a_committed_entry_are_refused(alice, usdt):
 
     assert "ledger_closed_entry" in str(error)
     assert snapshot() == before
+
+
+@pytest.mark.django_db(transaction=True)
+def test_one_posting_to_a_committed_entry_refuses_the_whole_statement(alice, usdt):
+    """The fence is checked per statement: a batch insert with a single stray row (here
+    postings to a fresh entry plus a pair to an entry committed earlier) writes nothing."""
+    fund(alice, usdt, "100")
+    balance = Balance.objects.get(user=alice, asset=usdt)
+    old_entry = Posting.objects.get(balance=balance).entry_id
+    before = snapshot()
+
+    def mixed_insert() -> None:
+        with transaction.atomic():
+            fresh = JournalEntry.objects.create(kind=EntryKind.TRANSFER, ref="mixed")
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "INSERT INTO accounts_posting"
+                    " (entry_id, balance_id, asset_id, bucket, amount)"
+                    " SELECT v.entry_id, %s, %s, 'available', v.amount"
+                    " FROM (VALUES (%s, 1), (%s, -1), (%s, 1), (%s, -1)) AS v(entry_id, amount)",
+                    [balance.pk, usdt.pk, fresh.pk, fresh.pk, old_entry, old_entry],
+                )
+
+    with pytest.raises(DatabaseError, match="ledger_closed_entry"):
+        mixed_insert()
+
+    assert snapshot() == before
