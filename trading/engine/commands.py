@@ -104,8 +104,22 @@ _ENUM_FIELDS: dict[str, type[StrEnum]] = {
 }
 
 
-_VALUES: dict[str, frozenset[str]] = {
-    key: frozenset(member.value for member in enum_cls) for key, enum_cls in _ENUM_FIELDS.items()
+# value -> member per enum field: a dict lookup is far cheaper than calling the enum class.
+_MEMBERS: dict[str, dict[str, StrEnum]] = {
+    key: {member.value: member for member in enum_cls} for key, enum_cls in _ENUM_FIELDS.items()
+}
+# Per command class, built once (``fields()`` walks the dataclass on every call, which made it
+# most of ``command_from_dict``'s cost in the matching loop): the keys a dict may have, and
+# (field name, value -> member) for its enum fields.
+_ALLOWED_KEYS: dict[type[Command], frozenset[str]] = {
+    cls: frozenset(field.name for field in fields(cls)) | {"type"}
+    for cls in _COMMAND_TYPES.values()
+}
+_ENUM_KEYS: dict[type[Command], tuple[tuple[str, dict[str, StrEnum]], ...]] = {
+    cls: tuple(
+        (field.name, _MEMBERS[field.name]) for field in fields(cls) if field.name in _MEMBERS
+    )
+    for cls in _COMMAND_TYPES.values()
 }
 
 
@@ -153,17 +167,14 @@ def command_from_dict(data: object) -> Command:
     cls = _COMMAND_TYPES.get(data["type"]) if isinstance(data.get("type"), str) else None
     if cls is None:
         raise BadCommand("bad_command", order_id, account_id)
-    kwargs: dict[str, object] = {}
-    known = {field.name: field for field in fields(cls)}
-    for key, value in data.items():
-        if key == "type":
-            continue
-        if key not in known:
-            raise BadCommand("bad_command", order_id, account_id)
-        enum_cls = _ENUM_FIELDS.get(key)
-        if enum_cls is not None and isinstance(value, str) and value in _VALUES[key]:
-            value = enum_cls(value)  # anything else stays raw: the engine names the field
-        kwargs[key] = value
+    if not data.keys() <= _ALLOWED_KEYS[cls]:
+        raise BadCommand("bad_command", order_id, account_id)
+    kwargs = dict(data)
+    del kwargs["type"]
+    for key, members in _ENUM_KEYS[cls]:
+        value = kwargs.get(key)
+        if isinstance(value, str):
+            kwargs[key] = members.get(value, value)  # anything else stays raw: the engine names it
     try:
         return cls(**kwargs)  # type: ignore[arg-type]  # values are checked by the engine
     except TypeError as exc:  # a required field is missing

@@ -11,7 +11,7 @@ from collections import deque
 from heapq import heappop, heappush
 from typing import Any
 
-from trading.engine.book import BUY, NO_LIMIT, SELL, Record, bad_int
+from trading.engine.book import BUY, NO_LIMIT, SELL, StopRecord, bad_int
 from trading.engine.commands import (
     BadCommand,
     CancelAll,
@@ -131,7 +131,7 @@ class Engine(FastBook):
         seq = self._seq + 1
         ev: list[RawEvent] = [(Accepted, seq, *spec[:8], spec.stop_ticks)]
         is_buy = spec.side is BUY
-        record: Record = [
+        record: StopRecord = [
             order_id,
             spec.account_id,
             is_buy,
@@ -159,7 +159,7 @@ class Engine(FastBook):
             return bool(self._ask_keys) and -self._ask_keys[-1] <= spec.price_ticks
         return bool(self._bid_keys) and self._bid_keys[-1] >= spec.price_ticks
 
-    def _execute(self, ev: list[RawEvent], seq: int, order: Record) -> tuple[int, int, int]:
+    def _execute(self, ev: list[RawEvent], seq: int, order: StopRecord) -> tuple[int, int, int]:
         """Match an order (or a triggered stop) and rest or expire what is left.
 
         Returns (seq, low, high): the trade price range, (0, 0) without trades. Stops it
@@ -188,18 +188,15 @@ class Engine(FastBook):
         return seq, low, high
 
     def _sweep(
-        self, ev: list[RawEvent], seq: int, order: Record, klim: int, qty: int, budget: int
+        self, ev: list[RawEvent], seq: int, order: StopRecord, klim: int, qty: int, budget: int
     ) -> tuple[int, int, int, bool, int, int]:
         """Take liquidity up to ``klim``; returns (seq, qty, budget, self_trade, low, high)."""
         order_id, account_id, is_buy = order[0], order[1], order[2]
         stp, group = order[9], order[10]
         side = BUY if is_buy else SELL
-        if is_buy:
-            keys, levels, opp = self._ask_keys, self._asks, SELL
-        else:
-            keys, levels, opp = self._bid_keys, self._bids, BUY
-        orders = self._orders
-        low = high = 0
+        keys, opp = (self._ask_keys, SELL) if is_buy else (self._bid_keys, BUY)
+        levels, orders = self._levels, self._orders
+        low = high = last = 0
         self_trade = False
         while keys and keys[-1] >= klim and (qty or budget) and not self_trade:
             key = keys[-1]
@@ -208,18 +205,21 @@ class Engine(FastBook):
             total = start_total = level[0]
             while total and (qty or budget):
                 maker = queue[0]
-                mrem = maker[0]
-                if not mrem:
+                mrem = maker["rem"]
+                if not mrem:  # cancelled, left behind lazily
                     queue.popleft()
                     continue
-                if stp is not _NO_STP and (maker[2] == account_id or (group and maker[3] == group)):
+                maker_id = maker["id"]
+                if stp is not _NO_STP and (
+                    maker["account"] == account_id or (group and maker.get("group") == group)
+                ):
                     if stp is not _EXPIRE_TAKER:
-                        maker[0] = 0
+                        maker["rem"] = 0
                         queue.popleft()
-                        del orders[maker[1]]
+                        del orders[maker_id]
                         total -= mrem
                         seq += 1
-                        ev.append((Expired, seq, maker[1], maker[2], mrem, 0, "stp"))
+                        ev.append((Expired, seq, maker_id, maker["account"], mrem, 0, "stp"))
                     if stp is not _EXPIRE_MAKER:
                         self_trade = True
                         break
@@ -234,19 +234,19 @@ class Engine(FastBook):
                 total -= fill
                 maker_done = fill == mrem
                 if maker_done:
-                    maker[0] = 0
+                    maker["rem"] = 0
                     queue.popleft()
-                    del orders[maker[1]]
+                    del orders[maker_id]
                 else:
-                    maker[0] = mrem - fill
+                    maker["rem"] = mrem - fill
                 seq += 1
                 ev.append(
                     (
                         Trade,
                         seq,
-                        maker[1],
+                        maker_id,
                         order_id,
-                        maker[2],
+                        maker["account"],
                         account_id,
                         px,
                         fill,
@@ -257,7 +257,7 @@ class Engine(FastBook):
                 )
                 low = px if not low or px < low else low
                 high = px if px > high else high
-                self._last_price = px
+                last = px
             if total != start_total:
                 seq += 1
                 ev.append((LevelChanged, seq, opp, px, total))
@@ -266,14 +266,17 @@ class Engine(FastBook):
                 break
             keys.pop()
             del levels[key]
+        if last:
+            self._last_price = last
         return seq, qty, budget, self_trade, low, high
 
-    def _fillable(self, order: Record, klim: int) -> bool:
+    def _fillable(self, order: StopRecord, klim: int) -> bool:
         """Whether a FOK order would fill completely, honouring its STP mode."""
         account_id, is_buy = order[1], order[2]
         need: int = order[6]
         stp, group = order[9], order[10]
-        keys, levels = (self._ask_keys, self._asks) if is_buy else (self._bid_keys, self._bids)
+        keys = self._ask_keys if is_buy else self._bid_keys
+        levels = self._levels
         for key in reversed(keys):
             if key < klim:
                 return False
@@ -282,20 +285,20 @@ class Engine(FastBook):
                 need -= level[0]
             else:
                 for maker in level[1]:
-                    if not maker[0]:
+                    if not maker["rem"]:
                         continue
-                    if maker[2] == account_id or (group and maker[3] == group):
+                    if maker["account"] == account_id or (group and maker.get("group") == group):
                         if stp is _EXPIRE_MAKER:
                             continue  # it would be expired, not filled
                         return need <= 0  # the taker would be expired here
-                    need -= maker[0]
+                    need -= maker["rem"]
                     if need <= 0:
                         return True
             if need <= 0:
                 return True
         return False
 
-    def _add_stop(self, ev: list[RawEvent], seq: int, record: Record) -> int:
+    def _add_stop(self, ev: list[RawEvent], seq: int, record: StopRecord) -> int:
         self._stops[record[0]] = record
         stop = record[8]
         if record[2]:
@@ -307,10 +310,10 @@ class Engine(FastBook):
             seq = self._fire_stops(ev, seq, last, last)
         return seq
 
-    def _pop_triggered(self, low: int, high: int) -> list[tuple[int, int, Record]]:
+    def _pop_triggered(self, low: int, high: int) -> list[tuple[int, int, StopRecord]]:
         """Remove and return stops crossed by trades in [low, high], in acceptance order."""
         stops = self._stops
-        out: list[tuple[int, int, Record]] = []
+        out: list[tuple[int, int, StopRecord]] = []
         heap = self._buy_stops
         while heap and heap[0][0] <= high:
             _, accepted, order_id = heappop(heap)
@@ -348,7 +351,7 @@ class Engine(FastBook):
         """Cancel every resting order and pending stop of an account, by ascending order id."""
         if bad_int(account_id):
             return [self._rejection(0, account_id, "bad_account_id")]
-        ids = [oid for oid, record in self._orders.items() if record[2] == account_id]
+        ids = [oid for oid, record in self._orders.items() if record["account"] == account_id]
         ids += [oid for oid, record in self._stops.items() if record[1] == account_id]
         if not ids:
             return [self._rejection(0, account_id, "unknown_account")]

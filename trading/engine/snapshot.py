@@ -11,11 +11,10 @@ from __future__ import annotations
 import hashlib
 import sys
 from array import array
-from collections import deque
 from heapq import heapify
 from typing import TypeVar
 
-from trading.engine.book import Book, Level, Record
+from trading.engine.book import BUY, SELL, Book, Level, Record, StopRecord, new_level
 from trading.engine.commands import OrderType, StpMode, TimeInForce
 
 MAGIC = b"MENG"
@@ -38,7 +37,11 @@ class SnapshotError(ValueError):
 def _payload(book: Book) -> bytes:
     ints = array("q", [book._seq, book._last_price, len(book._orders)])
     for record in book.resting_records():
-        ints.extend((record[1], record[2], record[3], record[4], int(record[5]), record[0]))
+        key = record["key"]
+        price, is_buy = (key, 1) if key > 0 else (-key, 0)
+        ints.extend(
+            (record["id"], record["account"], record.get("group", 0), price, is_buy, record["rem"])
+        )
     stops = sorted(book._stops.values(), key=lambda stop: stop[11])
     ints.append(len(stops))
     for stop in stops:
@@ -108,30 +111,30 @@ def _rebuild(cls: type[B], ints: array[int]) -> B:
     end = pos + n_orders * _ORDER_INTS
     if n_orders < 0 or end + 1 > len(ints):
         raise ValueError("order count out of range")
-    orders = book._orders
+    orders, levels = book._orders, book._levels
     for i in range(pos, end, _ORDER_INTS):
         order_id, account_id, group, price, is_buy, rem = ints[i : i + _ORDER_INTS]
         if order_id in orders or rem <= 0 or price <= 0:
             raise ValueError(f"bad order record {order_id}")
-        record: Record = [rem, order_id, account_id, group, price, bool(is_buy)]
-        orders[order_id] = record
-        levels = book._bids if is_buy else book._asks
         key = price if is_buy else -price
+        record: Record = {"rem": rem, "id": order_id, "account": account_id, "key": key}
+        if group:
+            record["group"] = group
+        orders[order_id] = record
         level: Level | None = levels.get(key)
         if level is None:
-            levels[key] = [rem, deque((record,)), price]
+            keys = book._bid_keys if is_buy else book._ask_keys  # in place: closures hold them
+            new_level(levels, keys, key, record, BUY if is_buy else SELL)
         else:
             level[1].append(record)
             level[0] += rem
-    book._bid_keys.extend(sorted(book._bids))  # in place: the fast paths hold these lists
-    book._ask_keys.extend(sorted(book._asks))
     n_stops = ints[end]
     pos = end + 1
     if n_stops < 0 or pos + n_stops * _STOP_INTS != len(ints):
         raise ValueError("stop count does not match the payload length")
     for i in range(pos, len(ints), _STOP_INTS):
         values = ints[i : i + _STOP_INTS]
-        stop: Record = list(values)
+        stop: StopRecord = list(values)
         stop[2] = bool(values[2])
         stop[3], stop[4], stop[9] = _ORDER_TYPES[values[3]], _TIFS[values[4]], _STP_MODES[values[9]]
         if stop[0] in orders or stop[0] in book._stops:

@@ -13,6 +13,7 @@ from tests.trading.engine.helpers import (
     engine_with,
     limit,
     market,
+    reduce,
     stop_limit,
     stop_market,
 )
@@ -91,6 +92,34 @@ def test_fast_entry_points_outlive_the_engine_and_the_engine_needs_no_cyclic_gc(
         assert probe() is None  # no reference cycle: freed at once, even with the GC frozen
     finally:
         gc.enable()
+
+
+def _tracked_objects() -> int:
+    gc.collect()
+    return len(gc.get_objects())
+
+
+def test_resting_orders_add_no_objects_for_the_cyclic_gc_to_walk():
+    # 3,000 resting orders on 6 levels, some partly filled, reduced, cancelled, then restored:
+    # only the engine itself and its levels (a list and a deque each) are there to walk.
+    before = _tracked_objects()
+    engine = Engine()
+    empty_engine = _tracked_objects() - before
+    for order_id in range(1, 3001):
+        is_buy = order_id % 2 == 0
+        price = (100 if is_buy else 110) + order_id % 3
+        engine.place(order_id, 1 + order_id % 7, is_buy, price, 5)
+    engine.place_market(3001, BOB, True, 7)  # fills one ask, part of the next
+    engine.apply(reduce(1001, 2, account_id=1 + 1001 % 7))  # a sell in the middle of its level
+    engine.cancel(2001, 1 + 2001 % 7)
+    grown = _tracked_objects() - before
+    copy = Engine.restore(engine.snapshot())
+    grown_with_copy = _tracked_objects() - before
+
+    assert len(list(copy.open_orders())) == 2998
+    # Per level a list and a deque, plus a few containers that are empty until the first order.
+    assert grown <= empty_engine + 2 * 6 + 10
+    assert grown_with_copy - grown <= empty_engine + 2 * 6 + 10
 
 
 def test_state_hash_ignores_history_that_left_no_trace():
