@@ -196,7 +196,7 @@ class _SnapshotWriter:
 
 def _fence_floor(market: Market) -> int:
     cursor, _ = SettlementCursor.objects.get_or_create(market=market)
-    last = EngineSnapshot.objects.filter(market=market).order_by("-pk").first()
+    last = EngineSnapshot.objects.filter(market=market).order_by("-fence_token").first()
     return max(cursor.fence_token, last.fence_token if last else 0)
 
 

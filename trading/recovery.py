@@ -140,6 +140,13 @@ def freeze_state(state: LoopState) -> FrozenState:
     return FrozenState(encode_state(state), state.engine.seq, state.input_offset)
 
 
+# Newest first: by the writer's fence token, then by insertion. A deposed loop that has not
+# yet noticed it lost its lease can store a snapshot after its successor's; its lower token
+# ranks it behind every snapshot of the successor (tokens only grow), so restore, pruning
+# and stream trimming all prefer the live owner's state.
+_NEWEST_FIRST = ("-fence_token", "-pk")
+
+
 def save_snapshot(*, market_id: int, frozen: FrozenState, fence_token: int) -> EngineSnapshot:
     """Store a frozen loop state; keep the newest SNAPSHOTS_KEPT per market."""
     data = frozen.data
@@ -151,7 +158,9 @@ def save_snapshot(*, market_id: int, frozen: FrozenState, fence_token: int) -> E
         data=data,
         checksum=checksum(data),
     )
-    stale = EngineSnapshot.objects.filter(market_id=market_id).order_by("-pk")[SNAPSHOTS_KEPT:]
+    stale = EngineSnapshot.objects.filter(market_id=market_id).order_by(*_NEWEST_FIRST)[
+        SNAPSHOTS_KEPT:
+    ]
     EngineSnapshot.objects.filter(pk__in=list(stale.values_list("pk", flat=True))).delete()
     return snapshot
 
@@ -160,21 +169,22 @@ def oldest_kept_offset(*, market_id: int) -> str | None:
     """The input offset no kept snapshot replays from before: the stream may trim up to it."""
     offsets = list(
         EngineSnapshot.objects.filter(market_id=market_id)
-        .order_by("-pk")
+        .order_by(*_NEWEST_FIRST)
         .values_list("input_offset", flat=True)[:SNAPSHOTS_KEPT]
     )
     return offsets[-1] if len(offsets) == SNAPSHOTS_KEPT else None
 
 
 def load_latest_state(*, market_id: int, min_token: int = 0) -> LoopState | None:
-    """The newest intact snapshot (by insertion, not seq: a rebuild restarts lower).
+    """The newest intact snapshot (by token, then insertion; not seq: a rebuild restarts
+    lower).
 
     Snapshots with a token below ``min_token`` (the token of the owner that last rebuilt
     the market from PostgreSQL) describe streams that no longer exist and are ignored,
     even if a deposed owner's writer stored one after the rebuild.
     """
     snapshots = EngineSnapshot.objects.filter(market_id=market_id, fence_token__gte=min_token)
-    for snapshot in snapshots.order_by("-pk")[:10]:
+    for snapshot in snapshots.order_by(*_NEWEST_FIRST)[:10]:
         data = bytes(snapshot.data)
         if checksum(data) != snapshot.checksum:
             logger.error("snapshot %s of market %s: checksum mismatch", snapshot.pk, market_id)
