@@ -7,20 +7,36 @@ settlement loops run in threads of this command (``--inline``, the default) or, 
 ``--no-inline``, in whatever Celery workers already run. The command waits until every
 command is applied and every event settled, runs the ledger auditor and prints a summary.
 Exit status 1 when an invariant is violated.
+
+The workload is a pure function of the seed: which user, market and order come next, and
+which order a cancel targets (one this run placed for that user and market, open or not),
+never depend on what the exchange has done so far. Commands reach each market's input
+stream in the same order on every run, so the deterministic engine gives the same trades
+and final order states; only the outcome of a cancel that found its order already ended
+(refused here, or rejected by the engine) may differ in when it was decided, not in effect.
+The fault tests (tests/faults) compare a faulted run with an uninterrupted one this way.
+
+An outage of PostgreSQL (a restart, a dropped connection) does not stop the run: a call it
+refused is retried on a fresh connection with a bounded back-off (placements are idempotent
+on their client order id), and the final wait tolerates the outage the same way.
 """
 
 from __future__ import annotations
 
+import contextlib
 import random
 import threading
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db import connection
+from django.db import DatabaseError, InterfaceError, OperationalError, connection
 from django.db.models import Count, Sum
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from accounts.checks import run_ledger_checks
 from accounts.models import Asset, User
@@ -28,7 +44,7 @@ from accounts.services.deposits import credit_deposit
 from exchange.errors import DomainError
 from markets.models import Market, MarketStatus
 from trading.matching import run_matching_loop
-from trading.models import OPEN_STATUSES, Order, Trade
+from trading.models import Order, Trade
 from trading.services.orders import cancel_order, place_order
 from trading.services.outbox import sweep_outbox
 from trading.settlement_loop import is_caught_up, run_settlement_loop
@@ -36,6 +52,20 @@ from trading.validation import OrderSpec
 
 D = Decimal
 TICK, LOT, MID = D("0.01"), D("0.001"), D("100")
+_T = TypeVar("_T")
+
+# What an outage of PostgreSQL or Redis raises at the caller: the call is retried on a new
+# connection. Anything else (a DomainError, a bug) is not an outage and is never retried.
+OUTAGE_ERRORS: tuple[type[Exception], ...] = (
+    OperationalError,
+    InterfaceError,
+    RedisConnectionError,
+    RedisTimeoutError,
+)
+# Back-off between retries: doubling from the first delay up to the cap, so a restart of a
+# few seconds costs at most about a cap's worth of extra waiting.
+RETRY_FIRST_DELAY = 0.05
+RETRY_MAX_DELAY = 1.0
 
 
 def _asset(code: str, decimals: int) -> Asset:
@@ -107,6 +137,32 @@ def _spec(rng: random.Random, n: int, seed: int) -> OrderSpec:
     return OrderSpec(side="sell", order_type="market", quantity=quantity, client_order_id=coid)
 
 
+def _reset_connection() -> None:
+    # A connection broken by a server restart stays broken: drop it, the next query opens
+    # a new one.
+    with contextlib.suppress(DatabaseError):
+        connection.close()
+
+
+def call_through_outages(call: Callable[[], _T], *, patience: float) -> _T:
+    """``call()``, retried while PostgreSQL or Redis refuse it, for at most ``patience`` s.
+
+    The caller makes ``call`` safe to repeat (a placement carries its client order id).
+    Raises CommandError once the outage outlasts ``patience``.
+    """
+    deadline = time.monotonic() + patience
+    delay = RETRY_FIRST_DELAY
+    while True:
+        try:
+            return call()
+        except OUTAGE_ERRORS as exc:
+            if time.monotonic() + delay > deadline:
+                raise CommandError(f"outage lasted over {patience:.0f}s: {exc}") from exc
+            _reset_connection()
+            time.sleep(delay)
+            delay = min(delay * 2, RETRY_MAX_DELAY)
+
+
 class Command(BaseCommand):
     help = "Create funded users, place random orders through the real services, settle, audit."
 
@@ -117,6 +173,24 @@ class Command(BaseCommand):
         parser.add_argument("--seed", type=int, default=1)
         parser.add_argument("--cancel-share", type=float, default=0.10)
         parser.add_argument("--timeout", type=float, default=300.0)
+        parser.add_argument(
+            "--rate",
+            type=float,
+            default=0.0,
+            help="at most this many commands per second (0: as fast as possible); pacing "
+            "changes when commands are sent, never which",
+        )
+        parser.add_argument(
+            "--outage-patience",
+            type=float,
+            default=120.0,
+            help="seconds a PostgreSQL or Redis outage may refuse one call before giving up",
+        )
+        parser.add_argument(
+            "--setup-only",
+            action="store_true",
+            help="create the markets and the funded users of this seed, then exit",
+        )
         parser.add_argument(
             "--inline",
             action="store_true",
@@ -131,38 +205,70 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        rng = random.Random(options["seed"])  # noqa: S311 - a reproducible workload
-        markets = _markets(options["markets"])
-        users = _users(options["users"], options["seed"], markets)
+        seed, patience = options["seed"], options["outage_patience"]
+        rng = random.Random(seed)  # noqa: S311 - a reproducible workload
+        markets, users = call_through_outages(
+            lambda: self._set_up(options["markets"], options["users"], seed), patience=patience
+        )
+        if options["setup_only"]:
+            self.stdout.write(f"set up {len(markets)} markets and {len(users)} users")
+            return
         stop = threading.Event()
         threads = self._start_loops(markets, stop) if options["inline"] else []
         started = time.monotonic()
-        placed = cancels = refused = 0
+        counts = {"placed": 0, "cancels": 0, "refused": 0}
+        # The orders this run placed, per (user, market): cancel targets come from here, so
+        # the choice depends on the seed alone, not on which orders happen to be open.
+        placed: dict[tuple[int, int], list[str]] = {}
         try:
             for n in range(options["orders"]):
+                if options["rate"] > 0:
+                    self._pace(started, n, options["rate"])
                 user, market = rng.choice(users), rng.choice(markets)
-                try:
-                    if rng.random() < options["cancel_share"]:
-                        target = (
-                            Order.objects.filter(user=user, market=market, status__in=OPEN_STATUSES)
-                            .order_by("?")
-                            .first()
-                        )
-                        if target is not None:
-                            cancel_order(user=user, order_id=target.pk)
-                            cancels += 1
-                            continue
-                    place_order(user=user, market=market, spec=_spec(rng, n, options["seed"]))
-                    placed += 1
-                except DomainError:
-                    refused += 1
-            self._wait(markets, options["timeout"])
+                mine = placed.setdefault((user.pk, market.pk), [])
+                if rng.random() < options["cancel_share"] and mine:
+                    target = rng.choice(mine)
+                    outcome = self._send(
+                        lambda u=user, t=target: cancel_order(user=u, client_order_id=t),
+                        patience,
+                    )
+                    counts["cancels" if outcome else "refused"] += 1
+                    continue
+                spec = _spec(rng, n, seed)
+                order = self._send(
+                    lambda u=user, m=market, s=spec: place_order(user=u, market=m, spec=s),
+                    patience,
+                )
+                if order is None:
+                    counts["refused"] += 1
+                else:
+                    mine.append(order.client_order_id)
+                    counts["placed"] += 1
+            self._wait(markets, options["timeout"], patience)
         finally:
             stop.set()
             for thread in threads:
                 thread.join(30)
         elapsed = time.monotonic() - started
-        self._report(markets, placed=placed, cancels=cancels, refused=refused, elapsed=elapsed)
+        self._report(markets, elapsed=elapsed, patience=patience, **counts)
+
+    def _set_up(self, n_markets: int, n_users: int, seed: int) -> tuple[list[Market], list[User]]:
+        markets = _markets(n_markets)
+        return markets, _users(n_users, seed, markets)
+
+    @staticmethod
+    def _pace(started: float, n: int, rate: float) -> None:
+        ahead = started + n / rate - time.monotonic()
+        if ahead > 0:
+            time.sleep(ahead)
+
+    @staticmethod
+    def _send(call: Callable[[], Order], patience: float) -> Order | None:
+        """The order a service call returned, or None when the exchange refused it."""
+        try:
+            return call_through_outages(call, patience=patience)
+        except DomainError:
+            return None
 
     def _start_loops(self, markets: list[Market], stop: threading.Event) -> list[threading.Thread]:
         def run(target: Any, symbol: str) -> None:
@@ -180,31 +286,50 @@ class Command(BaseCommand):
             thread.start()
         return threads
 
-    def _wait(self, markets: list[Market], timeout: float) -> None:
+    def _wait(self, markets: list[Market], timeout: float, patience: float) -> None:
+        """Until every command is applied and every event settled, through outages."""
         deadline = time.monotonic() + timeout
-        while not all(is_caught_up(m) for m in markets):
+
+        def caught_up() -> bool:
+            if all(is_caught_up(m) for m in markets):
+                return True
+            sweep_outbox(min_age=timedelta(seconds=1))
+            return False
+
+        while not call_through_outages(caught_up, patience=patience):
             if time.monotonic() > deadline:
                 raise CommandError(f"not settled within {timeout:.0f}s")
-            sweep_outbox(min_age=timedelta(seconds=1))
             time.sleep(0.1)
 
     def _report(
-        self, markets: list[Market], *, placed: int, cancels: int, refused: int, elapsed: float
+        self,
+        markets: list[Market],
+        *,
+        placed: int,
+        cancels: int,
+        refused: int,
+        elapsed: float,
+        patience: float,
     ) -> None:
-        trades = Trade.objects.filter(market__in=markets).aggregate(
-            n=Count("id"), volume=Sum("quote_quantity")
-        )
-        statuses = dict(
-            Order.objects.filter(market__in=markets)
-            .values_list("status")
-            .annotate(n=Count("id"))
-            .values_list("status", "n")
-        )
-        report = run_ledger_checks()
+        def figures() -> tuple[dict[str, Any], dict[str, int]]:
+            trades = Trade.objects.filter(market__in=markets).aggregate(
+                n=Count("id"), volume=Sum("quote_quantity")
+            )
+            statuses = dict(
+                Order.objects.filter(market__in=markets)
+                .values_list("status")
+                .annotate(n=Count("id"))
+                .values_list("status", "n")
+            )
+            return trades, statuses
+
+        trades, statuses = call_through_outages(figures, patience=patience)
+        report = call_through_outages(run_ledger_checks, patience=patience)
         self.stdout.write(
             f"orders placed {placed}, cancels {cancels}, refused {refused}; "
             f"trades {trades['n']}, volume {trades['volume'] or 0:.2f} quote; "
-            f"time {elapsed:.1f}s ({placed / elapsed:.0f} orders/s); statuses {statuses}"
+            f"time {elapsed:.1f}s ({placed / max(elapsed, 1e-9):.0f} orders/s); "
+            f"statuses {statuses}"
         )
         if not report.ok:
             self.stdout.write(report.format())
