@@ -13,7 +13,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, localcontext
 
-from accounts.amounts import LEDGER_DECIMALS, decimal_places, parse_amount
+from accounts.amounts import (
+    LEDGER_DECIMALS,
+    MAX_AMOUNT_CHARS,
+    decimal_places,
+    parse_amount,
+)
+from accounts.errors import InvalidAmount
 from markets.models import Market, MarketStatus
 from trading.errors import InvalidOrder, MarketNotTrading
 from trading.models import CLIENT_ORDER_ID_PATTERN, OrderSide, OrderType, StpMode, TimeInForce
@@ -35,6 +41,8 @@ _SIDES = tuple(OrderSide.values)
 _ORDER_TYPES = tuple(OrderType.values)
 _TIFS = tuple(TimeInForce.values)
 _STP_MODES = tuple(StpMode.values)
+# OrderSpec's amounts in parse_order_spec's order, so several faults give one fixed error.
+_AMOUNT_FIELDS = ("price", "quantity", "quote_amount", "stop_price")
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +146,49 @@ def _parse_optional_amount(raw: object, *, field: str) -> Decimal | None:
     if raw is None or raw == "":
         return None
     return parse_amount(raw, decimals=LEDGER_DECIMALS, field=field)
+
+
+def check_spec_amounts(spec: OrderSpec) -> None:
+    """Refuse a spec holding an amount parse_order_spec could not have produced. Pure.
+
+    The services' own gate for specs built by hand (scripts, admin actions, other
+    services): each amount must be a Decimal that parse_order_spec returns unchanged for
+    its plain spelling. Raises InvalidAmount with the code and field parse_order_spec gives
+    for that value: amount_invalid for NaN, sNaN, Infinity and exponent forms with no
+    plain spelling (Decimal("1E+3")), amount_not_positive, amount_too_long. Without it a
+    non-finite amount reached the idempotent-repeat comparison, where sNaN raises
+    decimal.InvalidOperation and NaN never equals the stored value.
+    """
+    for field in _AMOUNT_FIELDS:
+        value = getattr(spec, field)
+        if value is None or _is_plain_amount(value):
+            continue
+        parsed = parse_amount(value, decimals=LEDGER_DECIMALS, field=field)
+        # parse_amount rewrites only a positive exponent ("1E+3" -> "1000"); the string
+        # "1E+3" is refused by parse_order_spec, so the Decimal is refused here.
+        if not isinstance(value, Decimal) or parsed.as_tuple() != value.as_tuple():
+            raise InvalidAmount(
+                "Amount must be a plain decimal such as 12.5 (no sign, exponent or spaces).",
+                field=field,
+            )
+
+
+def _is_plain_amount(value: object) -> bool:
+    # The hot path's shortcut (parse_amount costs several microseconds per amount): true
+    # only for values parse_amount accepts and returns unchanged, i.e. positive, finite, at
+    # most 40 digits and 18 places, below 10^18, no positive exponent. Anything else takes
+    # the full parse for its exact error.
+    if type(value) is not Decimal:
+        return False
+    sign, digits, exponent = value.as_tuple()
+    return (
+        isinstance(exponent, int)
+        and -LEDGER_DECIMALS <= exponent <= 0
+        and sign == 0
+        and len(digits) <= MAX_AMOUNT_CHARS
+        and any(digits)
+        and value.adjusted() < MAX_INTEGER_DIGITS
+    )
 
 
 def check_order_spec(*, market: Market, spec: OrderSpec) -> OrderPlan:

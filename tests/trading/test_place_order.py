@@ -3,13 +3,19 @@ idempotency on (user, client_order_id)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from collections.abc import Callable
 from decimal import Decimal
 
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
+from accounts.amounts import LEDGER_DECIMALS, parse_amount
 from accounts.errors import AccountFrozen, InsufficientFunds, InvalidAmount
 from accounts.models import EntryKind, JournalEntry
 from markets.errors import MarketNotFound
@@ -21,6 +27,7 @@ from trading.engine.commands import command_from_dict
 from trading.errors import DuplicateClientOrderId, InvalidOrder, MarketNotTrading
 from trading.models import Order, OrderStatus, OutboxEntry
 from trading.services.orders import OrderSpec, parse_order_spec, place_order
+from trading.validation import check_spec_amounts
 
 pytestmark = pytest.mark.django_db
 D = Decimal
@@ -433,3 +440,111 @@ def test_a_new_connection_prepares_its_statements_again(funded_alice, btc_usdt, 
 
     assert list(Order.objects.order_by("pk").values_list("pk", flat=True)) == [first.pk, second.pk]
     assert OutboxEntry.objects.count() == 2
+
+
+# --- the service's own amount gate: a spec built by hand gets parse_order_spec's answer
+
+STOP_LIMIT_BUY = OrderSpec(
+    side="buy",
+    order_type="stop_limit",
+    price=D("51000"),
+    stop_price=D("50500"),
+    quantity=D("0.01"),
+)
+MARKET_BUY_BY_QUOTE = OrderSpec(side="buy", order_type="market", quote_amount=D("100"))
+# Each field on a spec that uses it, so a stored repeat compares that field's Decimal.
+BASE_SPEC_OF = {
+    "price": STOP_LIMIT_BUY,
+    "stop_price": STOP_LIMIT_BUY,
+    "quantity": STOP_LIMIT_BUY,
+    "quote_amount": MARKET_BUY_BY_QUOTE,
+}
+BAD_AMOUNTS = [
+    ("signalling NaN", D("sNaN"), "amount_invalid"),
+    ("negative signalling NaN", D("-sNaN"), "amount_invalid"),
+    ("quiet NaN", D("NaN"), "amount_invalid"),
+    ("Infinity", D("Infinity"), "amount_invalid"),
+    ("-Infinity", D("-Infinity"), "amount_invalid"),
+    ("exponent 1E+3", D("1E+3"), "amount_invalid"),
+    ("exponent 5.1E+4", D("5.1E+4"), "amount_invalid"),
+    ("negative zero", D("-0"), "amount_not_positive"),
+    ("negative", D("-51000"), "amount_not_positive"),
+    ("41 digits", D("1." + "0" * 40), "amount_too_long"),
+]
+
+
+@pytest.mark.parametrize("repeat", [False, True], ids=["first attempt", "repeated client id"])
+@pytest.mark.parametrize("field", ["price", "stop_price", "quantity", "quote_amount"])
+@pytest.mark.parametrize(("_case", "bad", "code"), BAD_AMOUNTS)
+def test_amount_parse_order_spec_refuses_is_refused_by_the_service(
+    funded_alice, btc_usdt, _case, bad, code, field, repeat
+):
+    base = dataclasses.replace(BASE_SPEC_OF[field], client_order_id="bot-7")
+    if repeat:
+        place_order(user=funded_alice, market=btc_usdt, spec=base)
+    before = snapshot()
+
+    with pytest.raises(InvalidAmount) as caught:
+        place_order(
+            user=funded_alice, market=btc_usdt, spec=dataclasses.replace(base, **{field: bad})
+        )
+
+    assert (caught.value.code, caught.value.field) == (code, field)
+    with pytest.raises(InvalidAmount) as parsed:  # the same answer as the API's parser
+        parse_order_spec({"side": "buy", field: str(bad)})
+    assert (parsed.value.code, parsed.value.field) == (code, field)
+    assert snapshot() == before
+
+
+def test_plain_amounts_with_trailing_zeros_or_many_places_are_not_refused(funded_alice, btc_usdt):
+    # Decimal("0.00010") prints as 0.00010 and Decimal("1E-4")'s twin 0.0001 as 0.0001:
+    # canonical means what parse_order_spec returns for a plain string, not normalize().
+    spec = OrderSpec(side="buy", price=D("50000.00"), quantity=D("0.00010"))
+
+    order = place_order(user=funded_alice, market=btc_usdt, spec=spec)
+
+    assert (order.price, order.quantity) == (D("50000"), D("0.0001"))
+
+
+def _gate_outcome(check: Callable[[], object]) -> tuple[str, str | None] | None:
+    try:
+        check()
+    except InvalidAmount as exc:
+        return exc.code, exc.field
+    return None
+
+
+def _parse_amount_outcome(value: Decimal) -> tuple[str, str | None] | None:
+    try:
+        parsed = parse_amount(value, decimals=LEDGER_DECIMALS, field="price")
+    except InvalidAmount as exc:
+        return exc.code, exc.field
+    return None if parsed.as_tuple() == value.as_tuple() else ("amount_invalid", "price")
+
+
+@pytest.mark.parametrize(
+    ("_case", "value"),
+    [
+        ("finest unit", D("1E-18")),
+        ("below the finest unit", D("1E-19")),
+        ("trailing zeros past 18 places", D("1." + "0" * 20)),
+        ("zero", D("0")),
+        ("zero with places", D("0.000")),
+        ("largest integer", D("9" * 18)),
+        ("10^18", D("1" + "0" * 18)),
+        ("positive exponent", D("1E+17")),
+        ("40 digits", D("1." + "0" * 39)),
+    ],
+)
+def test_amount_gate_edges_agree_with_parse_amount(_case, value):
+    outcome = _gate_outcome(lambda: check_spec_amounts(OrderSpec(side="buy", price=value)))
+
+    assert outcome == _parse_amount_outcome(value)
+
+
+@given(st.decimals(allow_nan=True, allow_infinity=True) | st.decimals(places=20))
+@hypothesis_settings(max_examples=500, deadline=None)
+def test_amount_gate_shortcut_agrees_with_parse_amount(value):
+    outcome = _gate_outcome(lambda: check_spec_amounts(OrderSpec(side="buy", price=value)))
+
+    assert outcome == _parse_amount_outcome(value)

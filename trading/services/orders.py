@@ -50,7 +50,13 @@ from trading.errors import (
 )
 from trading.models import OPEN_STATUSES, Order, OrderStatus, OutboxEntry
 from trading.services.outbox import publish_on_commit, write_outbox
-from trading.validation import OrderPlan, OrderSpec, check_order_spec, parse_order_spec
+from trading.validation import (
+    OrderPlan,
+    OrderSpec,
+    check_order_spec,
+    check_spec_amounts,
+    parse_order_spec,
+)
 
 __all__ = ["OrderSpec", "cancel_all", "cancel_order", "parse_order_spec", "place_order"]
 
@@ -84,8 +90,13 @@ def place_order(*, user: User, market: Market, spec: OrderSpec) -> Order:
     fails as a whole; this call waits for its own outcome. With ACCEPT_BATCHING off, or
     when called inside a transaction (tests), the order gets its own transaction here.
 
+    An amount that parse_order_spec would refuse (NaN, sNaN, Infinity, exponent forms,
+    negative) is refused first with the same InvalidAmount, also when the client id is
+    stored: a spec need not have come through parse_order_spec.
+
     Precondition: not inside a transaction (the accept transaction is durable).
     """
+    check_spec_amounts(spec)
     if user.is_frozen:
         raise AccountFrozen("This account is frozen and cannot trade.", field=None)
     market = get_current_market(market_id=market.pk)
