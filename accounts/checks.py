@@ -7,6 +7,12 @@ one readable line; it never repairs. Other apps extend it without accounts impor
   `Mapping[(user_id, asset_id), Decimal]`, the holds they need (e.g. open orders). INV-5
   compares each user's `locked` with open withdrawals plus these.
 - `LEDGER_EXTRA_CHECKS`: dotted paths to callables returning `list[str]` of violations.
+- `LIVENESS_CHECKS`: dotted paths to callables taking `max_age_seconds` and returning
+  `list[str]`: work accepted but not finished within that age (unmatched orders, unsettled
+  events, unpublished outbox rows). The money invariants keep holding while the pipeline
+  is stalled, so only these see a stall. They run when a caller passes
+  `liveness_max_age_seconds` (check_ledger and the periodic auditor do); the tests'
+  end-of-scenario audits of quiet data leave them out.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import F, Sum
 from django.utils.module_loading import import_string
 
@@ -27,15 +33,20 @@ from accounts.models import ZERO, Asset, Balance, Deposit, Withdrawal, Withdrawa
 
 HoldSource = Callable[[], Mapping[tuple[int, int], Decimal]]
 ExtraCheck = Callable[[], list[str]]
+LivenessCheck = Callable[[float], list[str]]
 MAX_LISTED = 50  # per check: enough to diagnose, bounded so one bad day cannot flood logs
 
 
 @dataclass(frozen=True, slots=True)
 class CheckResult:
-    """One invariant: its name and every violation found (empty when it holds)."""
+    """One invariant: its name and every violation found (empty when it holds).
+
+    `is_liveness` marks a liveness check (work overdue) as opposed to a money invariant.
+    """
 
     name: str
     violations: list[str] = field(default_factory=list)
+    is_liveness: bool = False
 
     @property
     def ok(self) -> bool:
@@ -72,14 +83,44 @@ class LedgerReport:
         return "\n".join(lines)
 
 
-def run_ledger_checks() -> LedgerReport:
+def run_ledger_checks(*, liveness_max_age_seconds: float | None = None) -> LedgerReport:
     """Run every ledger invariant (plus registered extra checks) and return the report.
 
-    Read-only. For a consistent view across checks run it in one REPEATABLE READ
-    transaction (the management command does); in tests the data is quiet anyway.
+    With `liveness_max_age_seconds` the registered liveness checks run too, after the
+    money checks, each reporting work older than that. Read-only. For a consistent view
+    across checks use `run_audit` (one REPEATABLE READ snapshot); in tests the data is
+    quiet anyway.
     """
     with money_context():  # Python-side sums of 36-digit amounts must not round
-        return _run(codes=dict(Asset.objects.values_list("pk", "code")))
+        report = _run(codes=dict(Asset.objects.values_list("pk", "code")))
+    if liveness_max_age_seconds is None:
+        return report
+    return LedgerReport(report.results + _run_liveness(liveness_max_age_seconds))
+
+
+def run_audit(*, liveness_max_age_seconds: float | None = None) -> LedgerReport:
+    """`run_ledger_checks` in one REPEATABLE READ, READ ONLY transaction.
+
+    Every check sees the same committed state, so concurrent traffic cannot produce a
+    false positive between two queries. Inside an open transaction (a test) it runs in
+    that transaction instead, whose isolation can no longer be changed.
+    """
+    nested = transaction.get_connection().in_atomic_block
+    with transaction.atomic():
+        if not nested:
+            with connection.cursor() as cursor:
+                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        return run_ledger_checks(liveness_max_age_seconds=liveness_max_age_seconds)
+
+
+def _run_liveness(max_age_seconds: float) -> list[CheckResult]:
+    results = []
+    for path in getattr(settings, "LIVENESS_CHECKS", []):
+        check: LivenessCheck = import_string(path)
+        name = "liveness " + path.rsplit(".", 1)[-1].replace("_", " ")
+        violations = list(check(max_age_seconds))[:MAX_LISTED]
+        results.append(CheckResult(name, violations, is_liveness=True))
+    return results
 
 
 def _run(*, codes: dict[int, str]) -> LedgerReport:

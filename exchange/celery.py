@@ -24,4 +24,11 @@ app.conf.beat_schedule = {
     "trading.lease_watchdog": {"task": "trading.tasks.lease_watchdog", "schedule": 5.0},
     # Bounded replay after a restart; the loops also snapshot every 50k commands / 30 s.
     "trading.snapshot_books": {"task": "trading.tasks.snapshot_books", "schedule": 60.0},
+    # Money invariants and liveness (unmatched, unsettled, unpublished work); expires so a
+    # backlog of audits never piles up behind a slow one.
+    "trading.audit_exchange": {
+        "task": "trading.tasks.audit_exchange",
+        "schedule": 30.0,
+        "options": {"expires": 30.0},
+    },
 }

@@ -16,6 +16,7 @@ from celery.signals import worker_shutting_down
 
 from markets.models import Market, MarketStatus
 from trading.lease import is_lease_live
+from trading.liveness import run_periodic_audit
 from trading.matching import SHUTDOWN, run_matching_loop, snapshot_request_key
 from trading.redis import get_redis
 from trading.services.outbox import sweep_outbox as sweep_outbox_rows
@@ -93,3 +94,9 @@ def lease_watchdog() -> None:
         for role in ("matching", "settlement"):
             if _start_if_dead(role, symbol):
                 logger.info("watchdog started the %s loop of %s", role, symbol)
+
+
+@shared_task(ignore_result=True)
+def audit_exchange() -> None:
+    """Beat: the money invariants and the liveness checks, each violation logged loudly."""
+    run_periodic_audit()

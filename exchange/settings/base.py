@@ -175,6 +175,15 @@ API_SIGNATURE_DEFAULT_RECV_WINDOW_MS = 5_000
 # returning lists of violation strings.
 LEDGER_HOLD_SOURCES: list[str] = ["trading.holds.open_order_holds"]
 LEDGER_EXTRA_CHECKS: list[str] = ["trading.holds.check_orders"]
+# Liveness checks of the same auditor (check_ledger, the periodic audit task): dotted paths
+# to callables taking max_age_seconds and returning violations; work older than
+# LIVENESS_MAX_AGE_SECONDS (unmatched, unsettled, unpublished) is a violation.
+LIVENESS_CHECKS: list[str] = [
+    "trading.liveness.accepted_but_unmatched",
+    "trading.liveness.matched_but_unsettled",
+    "trading.liveness.outbox_unpublished",
+]
+LIVENESS_MAX_AGE_SECONDS = env_int("LIVENESS_MAX_AGE_SECONDS", 30)
 # place_order commits the orders a process's threads place at the same moment in one
 # transaction (trading.services.accept_batch); off: one transaction per order.
 ACCEPT_BATCHING = env_bool("ACCEPT_BATCHING", True)

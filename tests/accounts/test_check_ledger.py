@@ -11,8 +11,10 @@ import subprocess
 import sys
 from decimal import Decimal
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
+from django.conf import settings
 from django.core.management import CommandError, call_command
 from django.db import connection, transaction
 
@@ -252,6 +254,48 @@ def test_extra_checks_are_run_and_reported(scene, settings, ledger_drift):
     ]
 
 
+def overdue(max_age_seconds: float) -> list[str]:
+    return [f"XYZ-USDT: 2 item(s) waiting longer than {max_age_seconds:g} s"]
+
+
+@pytest.mark.django_db
+def test_liveness_checks_run_only_when_asked(scene, settings, ledger_drift):
+    settings.LIVENESS_CHECKS = ["tests.accounts.test_check_ledger.overdue"]
+
+    money_only = run_ledger_checks()
+    report = run_ledger_checks(liveness_max_age_seconds=12)
+
+    assert money_only.ok
+    assert report.failed() == ["liveness overdue"]
+    assert report.violations == ["liveness overdue: XYZ-USDT: 2 item(s) waiting longer than 12 s"]
+    assert [r.name for r in report.results if r.is_liveness] == ["liveness overdue"]
+    assert len(report.results) == len(money_only.results) + 1
+    assert report.format().splitlines()[-1] == "1 violation(s) in total"
+
+
+@pytest.mark.django_db
+def test_command_passes_max_age_and_names_a_stall(scene, settings, capsys, ledger_drift):
+    settings.LIVENESS_CHECKS = ["tests.accounts.test_check_ledger.overdue"]
+
+    with pytest.raises(
+        CommandError, match=r"^pipeline stalled: 1 overdue item\(s\) older than 7 s$"
+    ):
+        call_command("check_ledger", "--max-age", "7")
+
+    out = capsys.readouterr().out
+    assert "FAIL liveness overdue: 1 violation(s)" in out
+    assert "       - XYZ-USDT: 2 item(s) waiting longer than 7 s" in out
+
+
+@pytest.mark.parametrize(
+    ("_case", "max_age"), [("negative", "-1"), ("nan", "nan"), ("text", "soon")]
+)
+@pytest.mark.django_db
+def test_command_refuses_a_bad_max_age(scene, _case, max_age):
+    with pytest.raises(CommandError, match="--max-age"):
+        call_command("check_ledger", "--max-age", max_age)
+
+
 @pytest.mark.django_db
 def test_command_reports_clean(scene, capsys):
     call_command("check_ledger")
@@ -273,13 +317,24 @@ def test_command_fails_on_drift(scene, capsys, ledger_drift):
     assert f"FAIL {INV4}: 1 violation(s)" in out
 
 
+def _database_url() -> str:
+    """The database this suite uses (host, port, user, password and the test database)."""
+    cfg = connection.settings_dict
+    user = quote(cfg["USER"] or "postgres", safe="")
+    password = f":{quote(cfg['PASSWORD'], safe='')}" if cfg["PASSWORD"] else ""
+    host = cfg["HOST"] or "127.0.0.1"
+    host = f"[{host}]" if ":" in host else host
+    return f"postgres://{user}{password}@{host}:{cfg['PORT'] or 5432}/{cfg['NAME']}"
+
+
 @pytest.mark.django_db(transaction=True)
 def test_command_exit_code_in_a_real_process(alice, bob, usdt, ledger_drift):
     fund(alice, usdt, "100")
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "exchange.settings.test",
-        "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{connection.settings_dict['NAME']}",
+        "DATABASE_URL": _database_url(),
+        "REDIS_URL": settings.REDIS_URL,
     }
     run = [sys.executable, str(ROOT / "manage.py"), "check_ledger"]
 
