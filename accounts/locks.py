@@ -27,6 +27,7 @@ class LockedBalance:
     asset_id: int
     available: Decimal
     locked: Decimal
+    scope: str = ""
 
 
 def lock_balances(*, user_ids: Collection[int], asset_id: int) -> dict[int, Balance]:
@@ -43,7 +44,7 @@ def lock_balances(*, user_ids: Collection[int], asset_id: int) -> dict[int, Bala
 
 
 _LOCK_SQL = """
-SELECT b.id, b.user_id, b.kind, b.asset_id, b.available, b.locked
+SELECT b.id, b.user_id, b.kind, b.asset_id, b.available, b.locked, b.scope
 FROM accounts_balance b
 WHERE b.id IN (
     SELECT unnest(%s::bigint[])
@@ -53,8 +54,9 @@ WHERE b.id IN (
       ON u.user_id = k.user_id AND u.asset_id = k.asset_id
     UNION
     SELECT s.id FROM accounts_balance s
-    JOIN unnest(%s::text[], %s::bigint[]) AS k(kind, asset_id)
+    JOIN unnest(%s::text[], %s::bigint[], %s::text[]) AS k(kind, asset_id, scope)
       ON s.user_id IS NULL AND s.kind = k.kind AND s.asset_id = k.asset_id
+     AND s.scope = k.scope
 )
 ORDER BY b.id
 FOR NO KEY UPDATE OF b
@@ -65,9 +67,9 @@ def lock_balance_rows(
     *,
     balance_ids: Collection[int] = (),
     user_assets: Collection[tuple[int, int]] = (),
-    system_assets: Collection[tuple[str, int]] = (),
+    system_assets: Collection[tuple[str, int, str]] = (),
 ) -> list[LockedBalance]:
-    """Lock balance rows named by id, by (user_id, asset_id) or by (kind, asset_id).
+    """Lock balance rows named by id, by (user_id, asset_id) or by (kind, asset_id, scope).
 
     One statement, rows locked in ascending id order (the sort runs below the row-lock
     step, so locks are taken in that order). Missing rows are simply absent. Raw SQL
@@ -81,8 +83,9 @@ def lock_balance_rows(
                 list(balance_ids),
                 [user_id for user_id, _ in user_assets],
                 [asset_id for _, asset_id in user_assets],
-                [kind for kind, _ in system_assets],
-                [asset_id for _, asset_id in system_assets],
+                [kind for kind, _, _ in system_assets],
+                [asset_id for _, asset_id, _ in system_assets],
+                [scope for _, _, scope in system_assets],
             ],
         )
         return [LockedBalance(*row) for row in cursor.fetchall()]

@@ -107,8 +107,10 @@ class Balance(models.Model):
     """What one account holds of one asset: `available` to use, `locked` by holds.
 
     User accounts have `user` set; the system accounts (fees, rounding, external) have no
-    user and one row per asset. Only the external account may go negative: it mirrors
-    everything that came in from, or went out to, the world.
+    user and one row per asset and `scope`: an opaque label a caller uses to keep its own
+    system rows (settlement keeps one fee and one rounding row per market, so markets never
+    wait on each other's locks); "" is the exchange-wide row. Only the external account may
+    go negative: it mirrors everything that came in from, or went out to, the world.
     """
 
     user = models.ForeignKey(
@@ -116,6 +118,7 @@ class Balance(models.Model):
     )
     asset = models.ForeignKey(Asset, on_delete=models.PROTECT, related_name="balances")
     kind = models.CharField(max_length=10, choices=BalanceKind.choices, default=BalanceKind.USER)
+    scope = models.CharField(max_length=32, blank=True, default="", db_default="")
     available = models.DecimalField(**MONEY, default=ZERO)
     locked = models.DecimalField(**MONEY, default=ZERO)
     updated_at = models.DateTimeField(auto_now=True)
@@ -127,9 +130,12 @@ class Balance(models.Model):
                 fields=["user", "asset"], condition=Q(user__isnull=False), name="balance_user_asset"
             ),
             models.UniqueConstraint(
-                fields=["kind", "asset"],
+                fields=["kind", "asset", "scope"],
                 condition=Q(user__isnull=True),
-                name="balance_system_asset",
+                name="balance_system_asset_scope",
+            ),
+            models.CheckConstraint(
+                condition=Q(scope="") | Q(user__isnull=True), name="balance_scope_system_only"
             ),
             models.CheckConstraint(
                 condition=(Q(kind="user") & Q(user__isnull=False))
@@ -143,7 +149,7 @@ class Balance(models.Model):
         )
 
     def __str__(self) -> str:
-        owner = self.user.email if self.user else self.kind
+        owner = self.user.email if self.user else ":".join(filter(None, (self.kind, self.scope)))
         return f"{owner} {self.asset.code}: {self.available} (+{self.locked} locked)"
 
     @property

@@ -21,7 +21,12 @@ app.conf.beat_schedule = {
     # Re-send outbox rows whose after-commit XADD never happened (crash, Redis down).
     "trading.sweep_outbox": {"task": "trading.tasks.sweep_outbox", "schedule": 5.0},
     # Every market gets its loops back within one period after a crash or a new market.
-    "trading.lease_watchdog": {"task": "trading.tasks.lease_watchdog", "schedule": 5.0},
+    # Every 0.5 s: a dead loop's lease expires after 1.5 s, so its market waits < 3 s in all.
+    "trading.lease_watchdog": {
+        "task": "trading.tasks.lease_watchdog",
+        "schedule": 0.5,
+        "options": {"expires": 2.0},  # a backlog (short worker down) is dropped, not replayed
+    },
     # Bounded replay after a restart; the loops also snapshot every 50k commands / 30 s.
     "trading.snapshot_books": {"task": "trading.tasks.snapshot_books", "schedule": 60.0},
     # Money invariants and liveness (unmatched, unsettled, unpublished work); expires so a

@@ -37,14 +37,16 @@ import queue
 import signal
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from django.db import DatabaseError, close_old_connections, connection
-from redis.exceptions import ResponseError
+from redis.exceptions import RedisError, ResponseError
 
 from markets.models import Market, MarketStatus
 from markets.selectors import get_current_market
+from trading.dbsession import end_loop_session_limits, use_loop_session_limits
 from trading.engine.commands import BadCommand, PlaceOrder, command_from_dict
 from trading.engine.events import EVENT_TYPES, Rejected
 from trading.lease import Lease, LeaseLost
@@ -57,7 +59,6 @@ from trading.recovery import (
     oldest_kept_offset,
     ready_key,
     rebuild_from_database,
-    resend_unsettled,
     save_snapshot,
 )
 from trading.redis import get_redis
@@ -181,13 +182,20 @@ class _SnapshotWriter:
         self._start()
 
     def _run(self) -> None:
+        use_loop_session_limits()
         try:
             while (item := self._queue.get()) is not None:
                 frozen, token = item
-                save_snapshot(market_id=self.market_id, frozen=frozen, fence_token=token)
-                offset = oldest_kept_offset(market_id=self.market_id)
-                if offset and TRIM_INPUT:  # no kept snapshot replays from before it
-                    get_redis().xtrim(f"market:{self.symbol}:in", minid=offset)
+                try:
+                    save_snapshot(market_id=self.market_id, frozen=frozen, fence_token=token)
+                    offset = oldest_kept_offset(market_id=self.market_id)
+                    if offset and TRIM_INPUT:  # no kept snapshot replays from before it
+                        get_redis().xtrim(f"market:{self.symbol}:in", minid=offset)
+                except (DatabaseError, RedisError):
+                    # A restart or an outage: this snapshot is skipped (the next one is due
+                    # soon), and the writer lives on with a fresh connection.
+                    logger.exception("snapshot writer of %s: snapshot not stored", self.symbol)
+                    connection.close()
         except Exception:
             logger.exception("snapshot writer of %s failed", self.symbol)
         finally:
@@ -218,27 +226,69 @@ def restore_state(*, market: Market, lease: Lease) -> tuple[LoopState, bool]:
         if restored is not None:
             return restored, False
     # Redis lost the streams, this market never ran, or no snapshot is usable:
-    # PostgreSQL is the truth.
+    # PostgreSQL is the truth. The tail is read before PostgreSQL: every command before it
+    # is either settled or among the unsettled rows read after.
     tail = client.xrevrange(market.input_stream, count=1)
     state = rebuild_from_database(
         market=market, token=lease.token, input_offset=tail[0][0].decode() if tail else "0-0"
     )
-    resent = resend_unsettled(market=market, client=client, entries=state.resend)
-    state.resend = []
-    save_snapshot(market_id=market.pk, frozen=freeze_state(state), fence_token=lease.token)
+    state.gate = _GATES.get(get_current_market(market_id=market.pk).status, "market_halted")
     try:
         client.xgroup_create(market.output_stream, "settlement", id="0", mkstream=True)
-    except Exception as exc:  # BUSYGROUP: the group already exists
-        if "BUSYGROUP" not in str(exc):
+    except ResponseError as exc:
+        if "BUSYGROUP" not in str(exc):  # the group already exists
             raise
+    resent = _apply_unsettled(state, market=market, lease=lease)
+    save_snapshot(market_id=market.pk, frozen=freeze_state(state), fence_token=lease.token)
     client.set(ready_key(market.symbol), lease.token)
     logger.warning(
-        "market %s (re)initialised from PostgreSQL at seq %s; %s commands re-sent",
+        "market %s (re)initialised from PostgreSQL at seq %s; %s unsettled commands re-applied",
         market.symbol,
         state.engine.seq,
         resent,
     )
     return state, True
+
+
+def _apply_unsettled(state: LoopState, *, market: Market, lease: Lease) -> int:
+    """Apply the rebuild's unsettled commands, in acceptance (outbox) order, ahead of
+    anything in the input stream, and write their events; return how many.
+
+    They must come first: a command published while the book was being rebuilt (or, on a
+    market that settled nothing yet, every command since a flush) is newer than all of them,
+    and a cancel applied before its own placement would find no order and be lost. Their
+    cids join the applied window, so the stream's copies of them are skipped; the snapshot
+    stored right after holds their effect, so a restart never needs them from the stream.
+    """
+    entries = [
+        (b"unsettled", {b"c": encode_command_entry(row.pk, row.payload)["c"].encode()})
+        for row in state.resend
+    ]
+    state.resend = []
+    for start in range(0, len(entries), BATCH_SIZE):
+        events = _apply_entries(state, entries[start : start + BATCH_SIZE], 0)
+        _write_events(lease, market, events, progress=state.input_offset)
+    return len(entries)
+
+
+def _write_events(lease: Lease, market: Market, events: list[list[Any]], *, progress: str) -> None:
+    """Append one batch's events as one output entry (fenced) and record the input offset."""
+    fields: dict[str, str | bytes] | None = None
+    if events:
+        payload, exact = encode_events(events)
+        fields = {
+            "e": payload,
+            "t": str(lease.token),
+            "a": str(events[0][1]),
+            "z": str(events[-1][1]),
+            **events_codec_fields(exact),
+        }
+    lease.fenced_write(
+        stream=market.output_stream,
+        fields=fields,
+        progress_key=consumed_key(market.symbol),
+        progress=progress,
+    )
 
 
 def _follow_market_status(
@@ -318,6 +368,7 @@ def run_matching_loop(
     stop: threading.Event | None = None,
     max_seconds: float | None = None,
     idle_exit_seconds: float | None = None,
+    on_lease_tried: Callable[[], None] | None = None,
 ) -> LoopResult:
     """Own a market's matching until stopped, the lease is lost, or a time bound is hit.
 
@@ -327,10 +378,16 @@ def run_matching_loop(
     stop = stop or SHUTDOWN
     result = LoopResult(symbol=symbol)
     market = Market.objects.select_related("base", "quote").get(symbol=symbol)
+    use_loop_session_limits()
     lease = Lease(role="matching", symbol=symbol)
-    if not lease.acquire(floor=_fence_floor(market)):
+    owned = lease.acquire(floor=_fence_floor(market))
+    if on_lease_tried is not None:
+        on_lease_tried()
+    if not owned:
+        end_loop_session_limits()
         return result
     result.owned, result.token = True, lease.token
+    lease.start_heartbeat()
     client: Any = get_redis()  # Any: redis-py types stream replies as a union of decode modes
     writer: _SnapshotWriter | None = None
     try:
@@ -344,7 +401,6 @@ def run_matching_loop(
         started = last_activity = last_snapshot_at = time.monotonic()
         since_snapshot = 0
         request_key = snapshot_request_key(symbol)
-        progress_key = consumed_key(symbol)
         while not stop.is_set():
             now = time.monotonic()
             if max_seconds is not None and now - started > max_seconds:
@@ -368,22 +424,7 @@ def run_matching_loop(
                 )
                 events = _apply_entries(state, entries, suppress_upto)
                 offset = entries[-1][0].decode()
-                fields: dict[str, str | bytes] | None = None
-                if events:
-                    payload, exact = encode_events(events)
-                    fields = {
-                        "e": payload,
-                        "t": str(lease.token),
-                        "a": str(events[0][1]),
-                        "z": str(events[-1][1]),
-                        **events_codec_fields(exact),
-                    }
-                lease.fenced_write(
-                    stream=market.output_stream,
-                    fields=fields,
-                    progress_key=progress_key,
-                    progress=offset,
-                )
+                _write_events(lease, market, events, progress=offset)
                 result.events_written += len(events)
                 state.input_offset = offset
                 result.commands += len(entries)
@@ -412,4 +453,5 @@ def run_matching_loop(
         if writer is not None:
             writer.close(discard=result.stopped_by == "lease_lost")
         lease.release()
+        end_loop_session_limits()
     return result

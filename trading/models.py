@@ -281,3 +281,22 @@ class EngineSnapshot(models.Model):
 
     def __str__(self) -> str:
         return f"{self.market_id} snapshot at {self.seq}"
+
+
+class LeaseFence(models.Model):
+    """The highest fencing token ever granted for one lease (``lease:<role>:<symbol>``).
+
+    Redis holds the lease itself; this row is what survives Redis losing everything, so a
+    lease acquired after a flush still gets a token above every earlier owner's, even one
+    that is alive and has written nothing durable yet (trading.lease).
+    """
+
+    name = models.CharField(max_length=200, unique=True)
+    token = models.BigIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ("name",)
+
+    def __str__(self) -> str:
+        return f"{self.name} at token {self.token}"

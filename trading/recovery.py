@@ -11,7 +11,8 @@ command not yet settled, are lost. PostgreSQL is the source of truth: the book i
 from open orders in the sequence order they entered the book (acceptance, or the trigger
 for a stop that triggered), the engine sequence continues from the settlement cursor (so
 output sequence numbers stay gapless), and the outbox rows of every command whose effect
-is not settled are appended to the fresh input stream again.
+is not settled are applied again, in acceptance (outbox) order, before anything the input
+stream holds (trading.matching.restore_state).
 
 The loop's third piece of state is its status gate: the rejection code it gives placements
 while the market is CANCEL_ONLY or HALTED (trading.matching). It is in the snapshot too,
@@ -27,7 +28,6 @@ import struct
 from array import array
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
 
 from django.db import transaction
 from django.db.models import Q
@@ -248,8 +248,9 @@ def rebuild_from_database(*, market: Market, token: int, input_offset: str) -> L
             cursor.fence_token = token
             cursor.save(update_fields=["fence_token", "updated_at"])
         if cursor.last_seq == 0:
-            # Nothing settled yet: every command in the stream is still to be applied, in
-            # stream order (the unsettled re-sends behind them are dropped by cid).
+            # Nothing settled yet: nothing in the stream is settled either, so the loop may
+            # read it all; the unsettled rows applied first (trading.matching) are skipped
+            # there by cid, and only commands without an outbox row are left to apply.
             input_offset = STREAM_START
         engine = Engine()
         # In the order they entered the book: a triggered stop joined its price level when it
@@ -310,15 +311,3 @@ def unsettled_commands(*, market: Market) -> list[OutboxEntry]:
         if keep:
             chosen.append(entry)
     return chosen
-
-
-def resend_unsettled(*, market: Market, client: Any, entries: list[OutboxEntry]) -> int:
-    # Any: redis-py's stubs want a dict of its own key union for XADD fields.
-    """Append the unsettled commands to the input stream; return how many."""
-    from trading.matching import encode_command_entry
-
-    pipe = client.pipeline(transaction=False)
-    for entry in entries:
-        pipe.xadd(market.input_stream, encode_command_entry(entry.pk, entry.payload))
-    pipe.execute()
-    return len(entries)

@@ -4,12 +4,26 @@ Reads the market's output stream through the consumer group "settlement" (XREADG
 bounded COUNT, short BLOCK), keeps what it read in a buffer ordered by stream id (= the
 order the matching loop wrote it), and settles the contiguous prefix after the cursor in one
 transaction. Entries are acknowledged only after that transaction commits, so a consumer
-killed mid-batch leaves them pending: the next owner claims them (XAUTOCLAIM) and settles
-them again, harmlessly, because settle_batch drops seqs it has seen. A gap (an entry
-missing before others) leaves the later entries unacknowledged until the hole is filled.
+killed mid-batch leaves them pending.
+
+Pending entries of other consumers: each owner reads under its own consumer name (host, pid,
+thread and token), and takes over every other consumer's pending entries with XAUTOCLAIM:
+when it starts, and again whenever its buffer has a hole or the stream is quiet, at most
+every CLAIM_EVERY_SECONDS. A consumer that died, or a deposed one that read entries before
+it noticed (a stopped process, a Redis flush that gave two owners the same stream), so
+never strands an entry: the owner settles it again, harmlessly, because settle_batch drops
+seqs it has seen. XAUTOCLAIM rather than one shared consumer name, because a shared name
+would let a deposed owner still reading with ">" take new entries the owner then never
+sees until it re-reads its whole pending list; per-owner names also tell an operator who
+holds what (XINFO CONSUMERS). Consumers left with nothing pending are deleted at start.
 
 One consumer per market at a time (its own lease, role "settlement"); the cursor row lock
-would keep two consumers correct anyway, the lease just keeps them from fighting.
+keeps two consumers correct anyway, the lease just keeps them from fighting.
+
+Database errors (a restart, a session killed by the loops' timeouts, see trading.apps)
+leave the buffer as it is: the connection is closed and the batch retried after a short
+pause, so settlement resumes by itself when PostgreSQL is back, and a deposed owner finds
+out at its next lease check.
 """
 
 from __future__ import annotations
@@ -18,13 +32,15 @@ import gc
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import close_old_connections
+from django.db import DatabaseError, close_old_connections, connection
 from redis.exceptions import ResponseError
 
 from markets.models import Market
+from trading.dbsession import end_loop_session_limits, use_loop_session_limits
 from trading.lease import Lease, LeaseLost, owner_label
 from trading.matching import SHUTDOWN
 from trading.models import SettlementCursor
@@ -46,6 +62,11 @@ BLOCK_MS = 100
 CONNECTION_CHECK_SECONDS = 1.0
 # Trim settled entries from the output stream every this many batches.
 TRIM_EVERY = 50
+# How often a hole or a quiet stream makes the owner claim other consumers' pending
+# entries: a stranded entry waits at most this long, and a claim costs one round trip.
+CLAIM_EVERY_SECONDS = 0.25
+# Pause after a database error before retrying the batch (PostgreSQL restarting).
+DB_RETRY_SECONDS = 0.2
 
 StreamEntry = tuple[bytes, dict[bytes, bytes]]
 
@@ -121,6 +142,7 @@ class SettlementLoopResult:
     fenced: int = 0
     batches: int = 0
     gaps: int = 0
+    db_errors: int = 0
     last_seq: int = 0
     stopped_by: str = ""
 
@@ -146,7 +168,8 @@ def is_caught_up(market: Market) -> bool:
 
 
 def _claim_pending(client: Any, stream: str, consumer: str) -> list[StreamEntry]:
-    """Take over every pending entry: with the lease held, their consumers are dead."""
+    """Take over every pending entry: with the lease held, their consumers are dead or
+    deposed (ours are taken again too, harmlessly: the buffer skips what it holds)."""
     claimed: list[StreamEntry] = []
     start = "0-0"
     while True:
@@ -160,21 +183,37 @@ def _claim_pending(client: Any, stream: str, consumer: str) -> list[StreamEntry]
         start = next_start
 
 
+def _drop_idle_consumers(client: Any, stream: str, consumer: str) -> None:
+    """Delete consumers with nothing pending (earlier owners), keeping the group readable."""
+    for info in client.xinfo_consumers(stream, GROUP):
+        name = info["name"]
+        name = name.decode() if isinstance(name, bytes) else name
+        if name != consumer and not info["pending"]:
+            client.xgroup_delconsumer(stream, GROUP, name)
+
+
 def run_settlement_loop(
     symbol: str,
     *,
     stop: threading.Event | None = None,
     max_seconds: float | None = None,
     idle_exit_seconds: float | None = None,
+    on_lease_tried: Callable[[], None] | None = None,
 ) -> SettlementLoopResult:
     """Settle a market's output stream until stopped, the lease is lost or a bound is hit."""
     stop = stop or SHUTDOWN
     result = SettlementLoopResult(symbol=symbol)
     market = Market.objects.get(symbol=symbol)
+    use_loop_session_limits()
     lease = Lease(role="settlement", symbol=symbol)
-    if not lease.acquire():
+    owned = lease.acquire()
+    if on_lease_tried is not None:
+        on_lease_tried()
+    if not owned:
+        end_loop_session_limits()
         return result
     result.owned = True
+    lease.start_heartbeat()
     client: Any = get_redis()  # Any: redis-py types stream replies as a union of decode modes
     stream = market.output_stream
     consumer = f"{owner_label()}:{lease.token}"
@@ -183,8 +222,9 @@ def run_settlement_loop(
         buffer = EntryBuffer(last_seq=cursor.last_seq, fence=cursor.fence_token)
         ensure_group(client, stream)
         buffer.add(_claim_pending(client, stream, consumer))
+        _drop_idle_consumers(client, stream, consumer)
         gc.freeze()  # see trading.matching.GC_NOTE
-        started = last_activity = checked_at = time.monotonic()
+        started = last_activity = checked_at = claimed_at = time.monotonic()
         while not stop.is_set():
             now = time.monotonic()
             if max_seconds is not None and now - started > max_seconds:
@@ -209,6 +249,11 @@ def run_settlement_loop(
                 buffer.add(reply[0][1])
                 last_activity = now
             ids, entries = buffer.ready()
+            if (not reply or not ids) and now - claimed_at >= CLAIM_EVERY_SECONDS:
+                # A hole, or nothing new: an entry may sit with a dead or deposed consumer.
+                buffer.add(_claim_pending(client, stream, consumer))
+                claimed_at = now
+                ids, entries = buffer.ready()
             if not ids:
                 if buffer.entries:
                     result.gaps += 1
@@ -218,6 +263,14 @@ def run_settlement_loop(
                 checked_at = now
             try:
                 settled = settle_batch(market_id=market.pk, entries=entries)
+            except DatabaseError as exc:
+                # Nothing was written (the transaction rolled back); the buffer still holds
+                # the batch. A fresh connection next time; a lost lease stops us first.
+                logger.warning("settlement of %s: database error, retrying: %s", symbol, exc)
+                result.db_errors += 1
+                connection.close()
+                time.sleep(DB_RETRY_SECONDS)
+                continue
             except SequenceGap as gap:  # our view of the cursor (or fence) was stale
                 logger.warning("settlement of %s: %s", symbol, gap)
                 cursor.refresh_from_db()
@@ -244,4 +297,5 @@ def run_settlement_loop(
         logger.warning("settlement loop of %s lost its lease", symbol)
     finally:
         lease.release()
+        end_loop_session_limits()
     return result

@@ -25,8 +25,10 @@ from trading.settlement_loop import run_settlement_loop
 logger = logging.getLogger(__name__)
 
 LOOP_QUEUE = "matching"
-# A started loop task takes a moment to reach its lease; don't start another meanwhile.
-START_GRACE_SECONDS = 15
+# A dispatched loop task takes a moment to reach its lease; don't dispatch another meanwhile.
+# The task clears the mark as soon as it has tried its lease, so this only bounds how long
+# a task lost on its way (a worker killed with it queued) delays the next dispatch.
+START_GRACE_SECONDS = 3
 ACTIVE_STATUSES = (MarketStatus.TRADING, MarketStatus.CANCEL_ONLY)
 
 
@@ -36,18 +38,27 @@ def _stop_loops(**_: object) -> None:
     SHUTDOWN.set()
 
 
+def _starting_key(role: str, symbol: str) -> str:
+    return f"lease:{role}:{symbol}:starting"
+
+
 @shared_task(acks_late=False, ignore_result=True)
 def matching_loop_task(symbol: str) -> None:
     """Run the market's matching loop until shutdown or lease loss (see trading.matching)."""
-    result = run_matching_loop(symbol)
+    result = run_matching_loop(symbol, on_lease_tried=lambda: _started("matching", symbol))
     logger.info("matching loop %s ended: %s", symbol, result)
 
 
 @shared_task(acks_late=False, ignore_result=True)
 def settlement_loop_task(symbol: str) -> None:
     """Run the market's settlement consumer until shutdown or lease loss."""
-    result = run_settlement_loop(symbol)
+    result = run_settlement_loop(symbol, on_lease_tried=lambda: _started("settlement", symbol))
     logger.info("settlement loop %s ended: %s", symbol, result)
+
+
+def _started(role: str, symbol: str) -> None:
+    # The watchdog may dispatch again: this task holds the lease now, or someone else does.
+    get_redis().delete(_starting_key(role, symbol))
 
 
 @shared_task(ignore_result=True)
@@ -74,7 +85,7 @@ def _start_if_dead(role: str, symbol: str) -> bool:
     client = get_redis()
     if is_lease_live(role=role, symbol=symbol, client=client):
         return False
-    if not client.set(f"lease:{role}:{symbol}:starting", 1, nx=True, ex=START_GRACE_SECONDS):
+    if not client.set(_starting_key(role, symbol), 1, nx=True, ex=START_GRACE_SECONDS):
         return False
     task = matching_loop_task if role == "matching" else settlement_loop_task
     task.apply_async(args=[symbol], queue=LOOP_QUEUE)
@@ -86,7 +97,8 @@ def lease_watchdog() -> None:
     """Beat: every TRADING / CANCEL_ONLY market gets a live matching and settlement loop.
 
     Reads the markets table each run, so a market created or resumed by staff gets its
-    loops within one beat period, without restarting anything.
+    loops within one beat period, without restarting anything. Runs every half second: with
+    the lease TTL (trading.lease) that bounds a market's pause after its loop died.
     """
     for symbol in Market.objects.filter(status__in=ACTIVE_STATUSES).values_list(
         "symbol", flat=True

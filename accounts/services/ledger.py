@@ -43,8 +43,10 @@ class Move:
     """One signed change to one bucket of one balance.
 
     Name the balance exactly one way: `balance_id`; or `user_id` + `asset_id`; or
-    `system` (fees, rounding, external) + `asset_id`. Missing user and system rows are
-    created on demand. Positive `delta` credits the bucket, negative debits it.
+    `system` (fees, rounding, external) + `asset_id`, with an optional `scope` (a caller's
+    own system rows, e.g. one fee row per market; "" is the exchange-wide row). Missing
+    user and system rows are created on demand. Positive `delta` credits the bucket,
+    negative debits it.
     """
 
     delta: Decimal
@@ -53,6 +55,7 @@ class Move:
     user_id: int | None = None
     system: str | None = None
     asset_id: int | None = None
+    scope: str = ""
 
     def __post_init__(self) -> None:
         named = [self.balance_id is not None, self.user_id is not None, self.system is not None]
@@ -62,6 +65,8 @@ class Move:
             raise ValueError("a user or system Move needs asset_id")
         if self.system is not None and self.system not in SYSTEM_KINDS:
             raise ValueError(f"unknown system balance kind {self.system!r}")
+        if self.scope and (self.system is None or len(self.scope) > 32):
+            raise ValueError("scope names a system balance, in at most 32 characters")
         if self.bucket not in _BUCKETS:
             raise ValueError(f"unknown bucket {self.bucket!r}")
         if not isinstance(self.delta, Decimal) or not self.delta.is_finite():
@@ -121,38 +126,40 @@ def _apply(*, kind: EntryKind | str, ref: str, moves: Sequence[Move], memo: str)
     return _write_entry(kind=str(kind), ref=ref, memo=memo, net=net, postings=postings)
 
 
-Key = tuple[str, int | str, int]
+Key = tuple[
+    str, int | str, int, str
+]  # ("id", id) / ("user", user, asset) / ("system", kind, asset, scope)
 
 
 def _key(move: Move) -> Key:
     if move.balance_id is not None:
-        return ("id", move.balance_id, 0)
+        return ("id", move.balance_id, 0, "")
     asset_id = move.asset_id or 0  # __post_init__ guarantees it is set
     if move.user_id is not None:
-        return ("user", move.user_id, asset_id)
-    return ("system", move.system or "", asset_id)
+        return ("user", move.user_id, asset_id, "")
+    return ("system", move.system or "", asset_id, move.scope)
 
 
 def _row_keys(row: LockedBalance) -> Iterable[Key]:
-    yield ("id", row.id, 0)
+    yield ("id", row.id, 0, "")
     if row.user_id is not None:
-        yield ("user", row.user_id, row.asset_id)
+        yield ("user", row.user_id, row.asset_id, "")
     else:
-        yield ("system", row.kind, row.asset_id)
+        yield ("system", row.kind, row.asset_id, row.scope)
 
 
 def _lock_rows_for(moves: Sequence[Move]) -> dict[Key, LockedBalance]:
     wanted = {_key(move) for move in moves}
     ids = sorted(int(k[1]) for k in wanted if k[0] == "id")
     users = sorted((int(k[1]), k[2]) for k in wanted if k[0] == "user")
-    systems = sorted((str(k[1]), k[2]) for k in wanted if k[0] == "system")
+    systems = sorted((str(k[1]), k[2], k[3]) for k in wanted if k[0] == "system")
     found = {
         key: row
         for row in lock_balance_rows(balance_ids=ids, user_assets=users, system_assets=systems)
         for key in _row_keys(row)
     }
-    missing_users = [pair for pair in users if ("user", *pair) not in found]
-    missing_systems = [pair for pair in systems if ("system", *pair) not in found]
+    missing_users = [pair for pair in users if ("user", *pair, "") not in found]
+    missing_systems = [named for named in systems if ("system", *named) not in found]
     if missing_users or missing_systems:
         # New rows get ids above the ones we hold, so pk order is kept; two transactions
         # creating the same rows insert them in the same sorted order.
@@ -166,7 +173,9 @@ def _lock_rows_for(moves: Sequence[Move]) -> dict[Key, LockedBalance]:
 
 
 def _insert_missing(
-    *, user_assets: Collection[tuple[int, int]], system_assets: Collection[tuple[str, int]]
+    *,
+    user_assets: Collection[tuple[int, int]],
+    system_assets: Collection[tuple[str, int, str]],
 ) -> None:
     now = timezone.now()
     with connection.cursor() as cursor:
@@ -174,8 +183,8 @@ def _insert_missing(
             cursor.execute(
                 """
                 INSERT INTO accounts_balance
-                    (user_id, asset_id, kind, available, locked, updated_at)
-                SELECT k.user_id, k.asset_id, 'user', 0, 0, %s
+                    (user_id, asset_id, kind, scope, available, locked, updated_at)
+                SELECT k.user_id, k.asset_id, 'user', '', 0, 0, %s
                 FROM unnest(%s::bigint[], %s::bigint[]) AS k(user_id, asset_id)
                 WHERE NOT EXISTS (SELECT 1 FROM accounts_balance b
                                   WHERE b.user_id = k.user_id AND b.asset_id = k.asset_id)
@@ -188,15 +197,21 @@ def _insert_missing(
             cursor.execute(
                 """
                 INSERT INTO accounts_balance
-                    (user_id, asset_id, kind, available, locked, updated_at)
-                SELECT NULL, k.asset_id, k.kind, 0, 0, %s
-                FROM unnest(%s::text[], %s::bigint[]) AS k(kind, asset_id)
+                    (user_id, asset_id, kind, scope, available, locked, updated_at)
+                SELECT NULL, k.asset_id, k.kind, k.scope, 0, 0, %s
+                FROM unnest(%s::text[], %s::bigint[], %s::text[]) AS k(kind, asset_id, scope)
                 WHERE NOT EXISTS (SELECT 1 FROM accounts_balance b WHERE b.user_id IS NULL
-                                  AND b.kind = k.kind AND b.asset_id = k.asset_id)
-                ORDER BY k.kind, k.asset_id
+                                  AND b.kind = k.kind AND b.asset_id = k.asset_id
+                                  AND b.scope = k.scope)
+                ORDER BY k.kind, k.asset_id, k.scope
                 ON CONFLICT DO NOTHING
                 """,
-                [now, [k for k, _ in system_assets], [a for _, a in system_assets]],
+                [
+                    now,
+                    [k for k, _, _ in system_assets],
+                    [a for _, a, _ in system_assets],
+                    [scope for _, _, scope in system_assets],
+                ],
             )
 
 
@@ -276,15 +291,15 @@ def _write_entry(
     return entry
 
 
-def get_system_balance(*, asset_id: int, kind: str) -> Balance:
+def get_system_balance(*, asset_id: int, kind: str, scope: str = "") -> Balance:
     """Return the system balance (fees, rounding or external) of an asset, creating it.
 
     Safe under concurrency (INSERT ... ON CONFLICT DO NOTHING). Takes no lock.
     """
     if kind not in SYSTEM_KINDS:
         raise ValueError(f"{kind!r} is not a system balance kind")
-    _insert_missing(user_assets=(), system_assets=[(kind, asset_id)])
-    return Balance.objects.get(user__isnull=True, kind=kind, asset_id=asset_id)
+    _insert_missing(user_assets=(), system_assets=[(kind, asset_id, scope)])
+    return Balance.objects.get(user__isnull=True, kind=kind, asset_id=asset_id, scope=scope)
 
 
 def ensure_balances(*, user_ids: Collection[int], asset_id: int) -> dict[int, int]:

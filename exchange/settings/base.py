@@ -46,6 +46,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Outside everything that reads the database: an outage is a 503, never a 500.
+    "exchange.middleware.DatabaseUnavailableMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -184,6 +186,14 @@ LIVENESS_CHECKS: list[str] = [
     "trading.liveness.outbox_unpublished",
 ]
 LIVENESS_MAX_AGE_SECONDS = env_int("LIVENESS_MAX_AGE_SECONDS", 30)
+# The matching and settlement loops' database sessions (trading.apps): a loop process that
+# is stopped or dead inside a transaction loses its session (and its row locks) after
+# LOOP_DB_IDLE_IN_TRANSACTION_MS; a successor waits at most LOOP_DB_LOCK_TIMEOUT_MS for a
+# lock before it retries. Settlement's longest pause between two statements of one batch
+# is well under a second, so the idle limit only ever hits a process that stopped.
+LOOP_DB_IDLE_IN_TRANSACTION_MS = env_int("LOOP_DB_IDLE_IN_TRANSACTION_MS", 3_000)
+LOOP_DB_LOCK_TIMEOUT_MS = env_int("LOOP_DB_LOCK_TIMEOUT_MS", 3_000)
+LOOP_DB_STATEMENT_TIMEOUT_MS = env_int("LOOP_DB_STATEMENT_TIMEOUT_MS", 60_000)
 # place_order commits the orders a process's threads place at the same moment in one
 # transaction (trading.services.accept_batch); off: one transaction per order.
 ACCEPT_BATCHING = env_bool("ACCEPT_BATCHING", True)

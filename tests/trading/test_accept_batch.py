@@ -149,10 +149,10 @@ def test_a_rejection_in_a_batch_writes_nothing_and_spares_the_others(
     assert isinstance(refused, InsufficientFunds)
     assert refused.code == "insufficient_funds"
     assert list(Order.objects.order_by("pk").values_list("pk", flat=True)) == [first.pk, other.pk]
-    assert sorted(JournalEntry.objects.filter(kind=EntryKind.ORDER_HOLD).values_list("ref")) == [
+    assert set(JournalEntry.objects.filter(kind=EntryKind.ORDER_HOLD).values_list("ref")) == {
         (f"order:{first.pk}",),
         (f"order:{other.pk}",),
-    ]
+    }
     assert Posting.objects.filter(entry__kind=EntryKind.ORDER_HOLD).count() == 4
     assert sorted(OutboxEntry.objects.values_list("payload__order_id", flat=True)) == [
         first.pk,

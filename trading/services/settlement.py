@@ -21,7 +21,9 @@ Events arrive as the matching loop writes them (trading.matching): lists
 Money rules (the shared contract): fees are charged in the quote asset on both sides and
 rounded up to the quote's decimals (in the exchange's favour); a notional finer than the
 quote's decimals is charged rounded up to the buyer and paid rounded down to the seller,
-the difference going to the "rounding" balance so every entry balances. A buyer's fee is
+the difference going to the "rounding" balance so every entry balances. Fees and rounding
+go to the market's own system rows (scope = the market's symbol), so no lock is shared by
+all markets. A buyer's fee is
 capped by what is left of its hold, so ``released + filled cost + fee == hold`` always
 holds to the unit. An order that ends (filled, cancelled, expired, rejected) releases its
 ``hold_remaining``: price improvement and leftovers go back to available.
@@ -422,7 +424,13 @@ def _write(batch: _Batch, cursor: _Cursor) -> list[tuple[int, str, Decimal, Deci
             delta=from_e18(delta),
             bucket=bucket,
             asset_id=asset_id,
-            **({"system": owner} if isinstance(owner, str) else {"user_id": owner}),
+            # The market's own fee and rounding rows: settlement of one market never
+            # waits on another's locks (a stopped settlement process froze them all).
+            **(
+                {"system": owner, "scope": rules.symbol}
+                if isinstance(owner, str)
+                else {"user_id": owner}
+            ),
         )
         for (owner, asset_id, bucket), delta in batch.moves.items()
         if delta
