@@ -88,3 +88,12 @@ def ledger_snapshot() -> dict[str, Any]:
             Withdrawal.objects.order_by("pk").values_list("pk", "status", "amount", "fee")
         ),
     }
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--faults-long",
+        action="store_true",
+        default=False,
+        help="fault matrix (tests/faults): more seeds and repeated random faults, for a night",
+    )
