@@ -9,11 +9,11 @@ command is applied and every event settled, runs the ledger auditor and prints a
 Exit status 1 when an invariant is violated.
 
 The workload is a pure function of the seed: which user, market and order come next, and
-which order a cancel targets (one this run placed for that user and market, open or not),
-never depend on what the exchange has done so far. Commands reach each market's input
-stream in the same order on every run, so the deterministic engine gives the same trades
-and final order states; only the outcome of a cancel that found its order already ended
-(refused here, or rejected by the engine) may differ in when it was decided, not in effect.
+which order a cancel targets (one of the last few this run placed for that user and
+market, open or not), never depend on what the exchange has done so far. Commands reach
+each market's input stream in the same order on every run, so the deterministic engine
+gives the same trades and final order states; only a cancel whose order had already ended
+may be refused here on one run and rejected by the engine on another: same effect.
 The fault tests (tests/faults) compare a faulted run with an uninterrupted one this way.
 
 An outage of PostgreSQL (a restart, a dropped connection) does not stop the run: a call it
@@ -27,6 +27,7 @@ import contextlib
 import random
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from datetime import timedelta
 from decimal import Decimal
@@ -66,6 +67,9 @@ OUTAGE_ERRORS: tuple[type[Exception], ...] = (
 # few seconds costs at most about a cap's worth of extra waiting.
 RETRY_FIRST_DELAY = 0.05
 RETRY_MAX_DELAY = 1.0
+# A cancel targets one of the user's last few orders in that market (open or not): recent
+# enough that many are still resting or even still on their way to the engine.
+CANCEL_RECENT = 8
 
 
 def _asset(code: str, decimals: int) -> Asset:
@@ -217,6 +221,7 @@ class Command(BaseCommand):
         threads = self._start_loops(markets, stop) if options["inline"] else []
         started = time.monotonic()
         counts = {"placed": 0, "cancels": 0, "refused": 0}
+        self.refusals: Counter[str] = Counter()
         # The orders this run placed, per (user, market): cancel targets come from here, so
         # the choice depends on the seed alone, not on which orders happen to be open.
         placed: dict[tuple[int, int], list[str]] = {}
@@ -227,7 +232,7 @@ class Command(BaseCommand):
                 user, market = rng.choice(users), rng.choice(markets)
                 mine = placed.setdefault((user.pk, market.pk), [])
                 if rng.random() < options["cancel_share"] and mine:
-                    target = rng.choice(mine)
+                    target = rng.choice(mine[-CANCEL_RECENT:])
                     outcome = self._send(
                         lambda u=user, t=target: cancel_order(user=u, client_order_id=t),
                         patience,
@@ -262,12 +267,12 @@ class Command(BaseCommand):
         if ahead > 0:
             time.sleep(ahead)
 
-    @staticmethod
-    def _send(call: Callable[[], Order], patience: float) -> Order | None:
+    def _send(self, call: Callable[[], Order], patience: float) -> Order | None:
         """The order a service call returned, or None when the exchange refused it."""
         try:
             return call_through_outages(call, patience=patience)
-        except DomainError:
+        except DomainError as exc:
+            self.refusals[exc.code] += 1
             return None
 
     def _start_loops(self, markets: list[Market], stop: threading.Event) -> list[threading.Thread]:
@@ -326,7 +331,8 @@ class Command(BaseCommand):
         trades, statuses = call_through_outages(figures, patience=patience)
         report = call_through_outages(run_ledger_checks, patience=patience)
         self.stdout.write(
-            f"orders placed {placed}, cancels {cancels}, refused {refused}; "
+            f"orders placed {placed}, cancels {cancels}, refused {refused} "
+            f"{dict(self.refusals.most_common())}; "
             f"trades {trades['n']}, volume {trades['volume'] or 0:.2f} quote; "
             f"time {elapsed:.1f}s ({placed / max(elapsed, 1e-9):.0f} orders/s); "
             f"statuses {statuses}"
