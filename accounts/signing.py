@@ -10,7 +10,15 @@ URL-encoded by ccxt.
 Timing (Binance): accept iff `timestamp < server_time + 1000` and
 `server_time - timestamp <= recvWindow`; recvWindow defaults to 5000 ms, at most 60000.
 Replay: each accepted payload is remembered in Redis for the rest of its window (SET NX),
-so a verbatim replay inside the window is refused; outside it the timestamp check is.
+so a verbatim replay inside the window is refused; outside it the timestamp check is. The
+same Lua call keeps a marker of when the store began, so a store that lost its keys
+(FLUSHALL, a restart without persistence) refuses every request signed before the loss
+instead of accepting it again (`_claim_nonce`).
+
+Parameters: each name may appear once in the query string and body together, otherwise
+the request is refused with -1101. The checks here read the first of two values (timestamp,
+recvWindow) while Django's QueryDict gives the view the last, so with a duplicate the two
+would act on different requests.
 
 The parsing and checking functions are pure; `verify_signed_request` adds the key lookup,
 the nonce claim and the `last_used_at` touch.
@@ -29,7 +37,7 @@ import time
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import lru_cache
-from urllib.parse import unquote
+from urllib.parse import unquote, unquote_plus
 
 import redis
 from cryptography.exceptions import InvalidSignature
@@ -38,6 +46,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from django.conf import settings
 from django.utils import timezone
+from redis.commands.core import Script
 
 from accounts.models import ApiKey, ApiKeyType
 from accounts.services.apikeys import SCOPES, decrypt_secret
@@ -53,6 +62,10 @@ _API_KEY_FORMAT = re.compile(r"[A-Za-z0-9]{1,64}")
 _HEX_SIGNATURE = re.compile(r"[0-9a-fA-F]{64}")
 _DIGITS = re.compile(r"[0-9]{1,20}")
 NONCE_KEY_PREFIX = "exchange:signed-request:"
+# When (server time, ms) the nonce store began: written by the claim script when missing.
+REPLAY_STORE_SINCE_KEY = "exchange:signed-request-store:since"
+# A hung Redis must not hang every signed request: fail (503) within this many seconds.
+REPLAY_STORE_TIMEOUT_SECONDS = 2.0
 
 # --- errors: a stable `code` for our API, a `binance_code`/`binance_message` for the compat API
 
@@ -112,6 +125,32 @@ class ReplayedRequest(SignedRequestError):
     binance_message = "This request was already received; sign a new one."
 
 
+class SignedBeforeReplayStore(TimestampOutsideRecvWindow):
+    """Signed before the nonce store began (it lost its keys): it may have been seen.
+
+    The stale-timestamp code, not a code of its own: ccxt maps -1021 to InvalidNonce, a
+    NetworkError, which ccxt users and freqtrade retry with a fresh timestamp, and a
+    fresh timestamp is exactly what gets through. -1022 (AuthenticationError) would make
+    bots stop trading over a server-side loss.
+    """
+
+
+class DuplicateParameter(SignedRequestError):
+    code = "duplicate_parameter"
+    status = 400
+    binance_code = -1101
+    binance_message = "Duplicate values for a parameter detected."
+
+
+class ReplayStoreUnavailable(SignedRequestError):
+    # Refusing is the only safe answer without the nonce store (a replay must never pass);
+    # 503 and -1001 say "try again", which ccxt and freqtrade do.
+    code = "service_unavailable"
+    status = 503
+    binance_code = -1001
+    binance_message = "Internal error; unable to process your request. Please try again."
+
+
 class ApiKeyInvalid(SignedRequestError):
     code = "api_key_invalid"
     binance_code = -2015
@@ -158,8 +197,9 @@ class SignedPayload:
 def split_signed_payload(raw_query: str, raw_body: bytes) -> SignedPayload:
     """Build Binance's totalParams (query + body, minus the `signature` pair).
 
-    Exactly one `signature` pair must be present, in the query or in the body. Raises
-    SignatureMissing or SignatureInvalid. Pure.
+    Exactly one `signature` pair must be present, in the query or in the body, and every
+    other name at most once across both (names compared as Django decodes them). Raises
+    SignatureMissing, SignatureInvalid or DuplicateParameter. Pure.
     """
     if len(raw_query) + len(raw_body) > MAX_PAYLOAD_BYTES:
         raise SignatureInvalid("The signed request is too large.")
@@ -176,8 +216,7 @@ def split_signed_payload(raw_query: str, raw_body: bytes) -> SignedPayload:
         raise SignatureMissing("The signature parameter is missing.", field="signature")
     if len(signatures) > 1:
         raise SignatureInvalid("Send exactly one signature parameter.", field="signature")
-    params = _first_values(body_pairs)
-    params.update(_first_values(query_pairs))  # Binance: the query string wins
+    params = _unique_values(query_pairs + body_pairs, taken=("signature",))
     return SignedPayload(
         payload=("&".join(query_pairs) + "&".join(body_pairs)).encode("ascii"),
         signature=signatures[0],
@@ -203,14 +242,17 @@ def check_timestamp(*, timestamp: str | None, recv_window: str | None, now_ms: i
         raise RecvWindowTooLarge(f"recvWindow must be at most {max_window} ms.", field="recvWindow")
     if timestamp is None or not _DIGITS.fullmatch(timestamp):
         raise TimestampInvalid("timestamp must be milliseconds since the epoch.", field="timestamp")
-    stamp_ms = int(timestamp)
-    if stamp_ms >= MICROSECOND_TIMESTAMP:
-        stamp_ms //= 1000
+    stamp_ms = _stamp_ms(timestamp)
     if not (stamp_ms < now_ms + FUTURE_TOLERANCE_MS and now_ms - stamp_ms <= window):
         raise TimestampOutsideRecvWindow(
             "Timestamp for this request is outside of the recvWindow.", field="timestamp"
         )
     return window
+
+
+def _stamp_ms(timestamp: str) -> int:
+    stamp = int(timestamp)
+    return stamp // 1000 if stamp >= MICROSECOND_TIMESTAMP else stamp
 
 
 def check_hmac_signature(*, secret: str, payload: bytes, signature: str) -> None:
@@ -268,10 +310,12 @@ def verify_signed_request(
     """Authenticate one signed request; return the key (with its user) when it passes.
 
     Checks in order: key format and existence, active user, revocation, expiry, IP
-    allowlist, recvWindow and timestamp, signature, scope, then claims the request's nonce
-    so a verbatim replay is refused. Raises a SignedRequestError subclass; a refused
-    request writes nothing (no last_used_at, no nonce, no audit row). `method` is not part
-    of Binance's payload; it is accepted for logging and future use.
+    allowlist, duplicate parameters, recvWindow and timestamp, signature, scope, then
+    claims the request's nonce so a verbatim replay is refused, also after the nonce store
+    lost its keys. Raises a SignedRequestError subclass; a refused request writes nothing
+    (no last_used_at, no nonce, no audit row; only the replay store's own start marker, if
+    it was missing). `method` is not part of Binance's payload; it is accepted for logging
+    and future use.
     """
     if required_scope not in SCOPES:
         raise ValueError(f"unknown scope {required_scope!r}")
@@ -290,7 +334,13 @@ def verify_signed_request(
     _check_signature(key=key, signed=signed)
     if not getattr(key, f"can_{required_scope}"):
         raise ScopeMissing(f"This key lacks the {required_scope} permission.")
-    _claim_nonce(key=key, payload=signed.payload, window_ms=window_ms)
+    _claim_nonce(
+        key=key,
+        payload=signed.payload,
+        window_ms=window_ms,
+        stamp_ms=_stamp_ms(signed.timestamp or "0"),  # check_timestamp refused a missing one
+        now_ms=now_ms,
+    )
     _touch_last_used(key)
     logger.debug("signed request accepted", extra={"key_id": key.pk, "method": method})
     return key
@@ -320,17 +370,57 @@ def _check_signature(*, key: ApiKey, signed: SignedPayload) -> None:
     check_hmac_signature(secret=secret, payload=signed.payload, signature=signed.signature)
 
 
-def _claim_nonce(*, key: ApiKey, payload: bytes, window_ms: int) -> None:
+# One atomic round trip. KEYS: the store's marker, the nonce. ARGV: now, the request's
+# timestamp (ms), the nonce's TTL (ms), FUTURE_TOLERANCE_MS. Returns 1 claimed, 0 replay,
+# 2 signed before the store began. A request is accepted up to FUTURE_TOLERANCE_MS before
+# its timestamp, so one stamped before marker + tolerance may have been accepted before
+# the store lost its keys (its nonce with them): refused. One stamped later cannot have
+# been, and its nonce, if seen, is in this store. The marker holds the API server's time
+# (the clock the timestamp rule uses), so API servers' clocks must agree (NTP).
+_CLAIM_NONCE_SCRIPT = """
+local since = tonumber(redis.call('GET', KEYS[1]))
+if since == nil then
+  since = tonumber(ARGV[1])
+  redis.call('SET', KEYS[1], ARGV[1])
+end
+if tonumber(ARGV[2]) < since + tonumber(ARGV[4]) then
+  return 2
+end
+if redis.call('SET', KEYS[2], '1', 'NX', 'PX', ARGV[3]) then
+  return 1
+end
+return 0
+"""
+_CLAIMED, _REPLAYED = 1, 0
+
+
+def _claim_nonce(
+    *, key: ApiKey, payload: bytes, window_ms: int, stamp_ms: int, now_ms: int
+) -> None:
     # Keyed on the payload, not the signature: every spelling of the same signature (hex
     # case, base64 escaping) is the same request. A request can be accepted from
     # timestamp - 1000 ms to timestamp + window, so remembering it for window + 1 s covers
     # every moment it could be replayed.
     digest = hashlib.sha256(key.key.encode("ascii") + b"\n" + payload).hexdigest()
-    claimed = _redis().set(
-        f"{NONCE_KEY_PREFIX}{digest}", b"1", nx=True, px=window_ms + FUTURE_TOLERANCE_MS
-    )
-    if not claimed:
+    try:
+        outcome = _claim_script()(
+            keys=[REPLAY_STORE_SINCE_KEY, f"{NONCE_KEY_PREFIX}{digest}"],
+            args=[now_ms, stamp_ms, window_ms + FUTURE_TOLERANCE_MS, FUTURE_TOLERANCE_MS],
+        )
+    except redis.RedisError as exc:
+        logger.warning("replay store unavailable; signed request refused", exc_info=True)
+        raise ReplayStoreUnavailable(
+            "The service is temporarily unavailable; please try again."
+        ) from exc
+    if outcome == _CLAIMED:
+        return
+    if outcome == _REPLAYED:
         raise ReplayedRequest("This request was already received; sign a new one.")
+    raise SignedBeforeReplayStore(
+        "This request was signed before the server's replay store restarted; "
+        "sign it again with a fresh timestamp.",
+        field="timestamp",
+    )
 
 
 def _touch_last_used(key: ApiKey) -> None:
@@ -342,7 +432,17 @@ def _touch_last_used(key: ApiKey) -> None:
 
 @lru_cache(maxsize=1)
 def _redis() -> redis.Redis:
-    return redis.Redis.from_url(settings.REDIS_URL)
+    return redis.Redis.from_url(
+        settings.REDIS_URL,
+        socket_connect_timeout=REPLAY_STORE_TIMEOUT_SECONDS,
+        socket_timeout=REPLAY_STORE_TIMEOUT_SECONDS,
+    )
+
+
+@lru_cache(maxsize=1)
+def _claim_script() -> Script:
+    # EVALSHA, and EVAL again after a restart emptied the server's script cache.
+    return _redis().register_script(_CLAIM_NONCE_SCRIPT)
 
 
 def _without_signature(raw: str) -> tuple[list[str], list[str]]:
@@ -358,9 +458,20 @@ def _without_signature(raw: str) -> tuple[list[str], list[str]]:
     return pairs, signatures
 
 
-def _first_values(pairs: list[str]) -> dict[str, str]:
+def _unique_values(pairs: list[str], *, taken: tuple[str, ...]) -> dict[str, str]:
+    """The parameters as a dict; DuplicateParameter when a name appears twice.
+
+    Names are decoded as Django's QueryDict decodes them (`+` is a space, %-escapes), so
+    `qty` and `q%74y` are one name; empty pairs (`a=1&&b=2`) are skipped, as Django does.
+    `taken` names are already present (the signature, split off by its raw name).
+    """
     values: dict[str, str] = {}
     for pair in pairs:
-        name, _sep, value = pair.partition("=")
-        values.setdefault(unquote(name), unquote(value))
+        if not pair:
+            continue
+        raw_name, _sep, value = pair.partition("=")
+        name = unquote_plus(raw_name)
+        if name in values or name in taken:
+            raise DuplicateParameter("Duplicate values for a parameter detected.", field=name[:64])
+        values[name] = unquote(value)
     return values

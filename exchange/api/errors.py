@@ -9,6 +9,7 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from exchange.errors import DomainError
+from exchange.middleware import RETRY_AFTER_SECONDS
 
 
 def _first_error(detail: Any, prefix: str | None = None) -> tuple[str | None, str, str]:
@@ -26,9 +27,17 @@ def _first_error(detail: Any, prefix: str | None = None) -> tuple[str | None, st
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
-    """Map DomainError and DRF's own errors to the documented error body."""
+    """Map DomainError and DRF's own errors to the documented error body.
+
+    A 503 (a store the request needs is down) carries Retry-After, as the database outage
+    answer of exchange.middleware does. Database errors are not handled here: DRF re-raises
+    what this returns None for, and the middleware answers it.
+    """
     if isinstance(exc, DomainError):
-        return Response(exc.as_dict(), status=exc.status)
+        domain_response = Response(exc.as_dict(), status=exc.status)
+        if exc.status == status.HTTP_503_SERVICE_UNAVAILABLE:
+            domain_response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return domain_response
     response = drf_exception_handler(exc, context)
     if response is None:
         return None

@@ -6,11 +6,13 @@ import base64
 import hashlib
 import hmac
 import time
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 from urllib.parse import quote
 
 import pytest
+import redis
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.utils import timezone
@@ -20,19 +22,25 @@ from rest_framework.response import Response
 from rest_framework.test import APIRequestFactory
 from rest_framework.views import APIView
 
+from accounts import signing
 from accounts.models import ApiKey, AuditLog, User
 from accounts.services.apikeys import create_api_key, encrypt_secret
 from accounts.signing import (
+    NONCE_KEY_PREFIX,
+    REPLAY_STORE_SINCE_KEY,
     ApiKeyExpired,
     ApiKeyFormatInvalid,
     ApiKeyInvalid,
     ApiKeyRevoked,
+    DuplicateParameter,
     IpNotAllowed,
     RecvWindowTooLarge,
     ReplayedRequest,
+    ReplayStoreUnavailable,
     ScopeMissing,
     SignatureInvalid,
     SignatureMissing,
+    SignedBeforeReplayStore,
     SignedRequestError,
     TimestampOutsideRecvWindow,
     check_hmac_signature,
@@ -40,6 +48,7 @@ from accounts.signing import (
     verify_signed_request,
 )
 from exchange.api.auth import ApiKeySignatureAuthentication
+from tests.private_servers import PrivateRedis
 
 # Binance rest-api.md, "SIGNED Endpoint Examples": the documented example secret and payload.
 BINANCE_SECRET = "NhqPtmdSJYdKjVHjA7PZj4Mge3R5YNiP1e3UZjInClVN65XAbvqqM6A7H5fATj0j"
@@ -57,6 +66,39 @@ BINANCE_MIXED_SIGNATURE = "0fd168b8ddb4876a0358a8d14d0c9f3da0e9b20c5d52b2a00fcf7
 
 def sign(secret: str, payload: str) -> str:
     return hmac.new(secret.encode(), payload.encode(), hashlib.sha256).hexdigest()
+
+
+def _reset_signing_clients() -> None:
+    signing._redis.cache_clear()
+    signing._claim_script.cache_clear()
+
+
+def _started_store(client: redis.Redis) -> None:
+    """Mark the nonce store as running since the epoch: no keys lost since any timestamp
+    used here (Binance's example request is from 2017)."""
+    client.set(REPLAY_STORE_SINCE_KEY, 0)
+
+
+@pytest.fixture(autouse=True)
+def replay_store() -> Iterator[redis.Redis]:
+    """The nonce store (REDIS_URL's database), emptied before and after each test.
+
+    FLUSHDB of that database only, never FLUSHALL (the server is shared), and never
+    database 0. Then marked as running since the epoch (`_started_store`).
+    """
+    _reset_signing_clients()
+    client = signing._redis()
+    db = client.connection_pool.connection_kwargs.get("db", 0)
+    assert db != 0, "tests must not flush Redis db 0; set REDIS_URL to a database of your own"
+    client.flushdb()
+    _started_store(client)
+    yield client
+    client.flushdb()
+    _reset_signing_clients()
+
+
+def nonces(client: redis.Redis) -> list[bytes]:
+    return list(client.scan_iter(match=f"{NONCE_KEY_PREFIX}*"))
 
 
 @pytest.fixture
@@ -176,7 +218,7 @@ def test_uppercase_hex_signature_is_accepted(binance_key: ApiKey) -> None:
             "tampered price",
             f"{BINANCE_PAYLOAD.replace('0.1', '0.2')}&signature={BINANCE_SIGNATURE}",
         ),
-        ("extra parameter", f"{BINANCE_PAYLOAD}&quantity=9&signature={BINANCE_SIGNATURE}"),
+        ("extra parameter", f"{BINANCE_PAYLOAD}&icebergQty=9&signature={BINANCE_SIGNATURE}"),
         (
             "same params, different encoding",
             f"{BINANCE_PAYLOAD.replace('LTCBTC', 'LTC%42TC')}&signature={BINANCE_SIGNATURE}",
@@ -440,3 +482,191 @@ def test_auth_class_without_key_header_is_not_authenticated() -> None:
     response = EchoApi.as_view()(request)
 
     assert response.status_code == 401
+
+
+# --- replay protection survives a nonce store that lost its keys
+
+
+def signed_body(payload: str) -> bytes:
+    return f"{payload}&signature={sign(BINANCE_SECRET, payload)}".encode()
+
+
+def payload_stamped(timestamp: int) -> str:
+    return BINANCE_PAYLOAD.replace(str(BINANCE_TIMESTAMP), str(timestamp))
+
+
+@pytest.mark.django_db
+def test_replay_after_the_nonce_store_was_flushed_is_refused(
+    binance_key: ApiKey, replay_store: redis.Redis
+) -> None:
+    verify(binance_key)
+    binance_key.refresh_from_db()
+    first_use = binance_key.last_used_at
+    replay_store.flushdb()  # FLUSHDB of this test's database: every nonce is gone
+
+    for now_ms in (BINANCE_TIMESTAMP + 200, BINANCE_TIMESTAMP + 4000):
+        with pytest.raises(SignedBeforeReplayStore) as caught:
+            verify(binance_key, now_ms=now_ms)
+        assert caught.value.code == "timestamp_outside_recv_window"
+        assert (caught.value.binance_code, caught.value.binance_message) == (
+            -1021,
+            "Timestamp for this request is outside of the recvWindow.",
+        )
+        assert caught.value.status == 400
+    binance_key.refresh_from_db()
+    assert binance_key.last_used_at == first_use
+    assert nonces(replay_store) == []
+    # The store's start is the API server's time of its first call after the loss.
+    assert int(replay_store.get(REPLAY_STORE_SINCE_KEY) or 0) == BINANCE_TIMESTAMP + 200
+
+
+@pytest.mark.django_db
+def test_only_requests_signed_before_the_store_was_lost_are_refused(
+    binance_key: ApiKey, replay_store: redis.Redis
+) -> None:
+    replay_store.flushdb()
+    store_began = BINANCE_TIMESTAMP + 200
+    with pytest.raises(SignedBeforeReplayStore):  # the first call after the loss
+        verify(binance_key, now_ms=store_began)
+
+    # Accepted up to 999 ms before its timestamp, a request stamped store_began + 999 may
+    # have been accepted before the loss; one stamped a millisecond later cannot have been.
+    maybe_seen = payload_stamped(store_began + 999)
+    with pytest.raises(SignedBeforeReplayStore):
+        verify(binance_key, raw_body=signed_body(maybe_seen), now_ms=store_began + 1000)
+    fresh = payload_stamped(store_began + 1000)
+    accepted = verify(binance_key, raw_body=signed_body(fresh), now_ms=store_began + 1000)
+
+    assert accepted.pk == binance_key.pk
+    with pytest.raises(ReplayedRequest):  # and the fresh one is remembered as usual
+        verify(binance_key, raw_body=signed_body(fresh), now_ms=store_began + 1500)
+
+
+@pytest.fixture
+def private_redis(settings: Any) -> Iterator[PrivateRedis]:
+    """A throw-away redis-server as the nonce store (stopped and restarted by the test)."""
+    with PrivateRedis() as server:
+        settings.REDIS_URL = server.url(3)
+        _reset_signing_clients()
+        yield server
+    _reset_signing_clients()
+
+
+@pytest.mark.django_db
+def test_replay_after_a_redis_restart_without_persistence_is_refused(
+    binance_key: ApiKey, private_redis: PrivateRedis
+) -> None:
+    _started_store(private_redis.client(3))
+    verify(binance_key)
+    binance_key.refresh_from_db()
+    first_use = binance_key.last_used_at
+
+    private_redis.restart(mode="immediate")  # a crash: no persistence, nothing survives
+
+    with pytest.raises(SignedBeforeReplayStore):
+        verify(binance_key, now_ms=BINANCE_TIMESTAMP + 300)
+    binance_key.refresh_from_db()
+    assert binance_key.last_used_at == first_use
+    fresh = payload_stamped(BINANCE_TIMESTAMP + 1300)
+    assert verify(binance_key, raw_body=signed_body(fresh), now_ms=BINANCE_TIMESTAMP + 1400)
+
+
+@pytest.mark.django_db
+def test_without_the_nonce_store_requests_are_refused_with_503(
+    binance_key: ApiKey, private_redis: PrivateRedis
+) -> None:
+    private_redis.stop()
+
+    with pytest.raises(ReplayStoreUnavailable) as caught:
+        verify(binance_key)
+
+    assert (caught.value.status, caught.value.code, caught.value.binance_code) == (
+        503,
+        "service_unavailable",
+        -1001,
+    )
+    assert_untouched(binance_key)
+    response = signed_form_post(
+        binance_key, BINANCE_SECRET, f"symbol=BTCUSDT&timestamp={int(time.time() * 1000)}"
+    )
+    assert response.status_code == 503
+    assert response.data["code"] == "service_unavailable"
+    assert response["Retry-After"] == "5"
+    assert_untouched(binance_key)
+
+
+# --- duplicated parameters: the signature and the view must read the same request
+
+DUPLICATE = "Duplicate values for a parameter detected."
+
+
+@pytest.mark.parametrize(
+    ("_case", "raw_query", "raw_body", "name"),
+    [
+        ("in the query", f"{BINANCE_PAYLOAD}&price=0.2", "", "price"),
+        ("in the body", "", f"{BINANCE_PAYLOAD}&quantity=9", "quantity"),
+        ("one in each", "quantity=9", BINANCE_PAYLOAD, "quantity"),
+        ("one in each, timestamp", "timestamp=1499827319000", BINANCE_PAYLOAD, "timestamp"),
+        ("same name, %-encoded", "", f"{BINANCE_PAYLOAD}&quantit%79=9", "quantity"),
+        ("same name, + for space", "", "time+in=1&time%20in=2&timestamp=1", "time in"),
+        ("signature under an encoded name", "", f"{BINANCE_PAYLOAD}&signatur%65=ab", "signature"),
+    ],
+)
+@pytest.mark.django_db
+def test_duplicated_parameter_is_refused_and_changes_nothing(
+    binance_key: ApiKey,
+    replay_store: redis.Redis,
+    _case: str,
+    raw_query: str,
+    raw_body: str,
+    name: str,
+) -> None:
+    # Correctly signed: the duplicate is the only fault.
+    signature = f"signature={sign(BINANCE_SECRET, raw_query + raw_body)}"
+    if raw_body:
+        raw_body = f"{raw_body}&{signature}"
+    else:
+        raw_query = f"{raw_query}&{signature}"
+
+    with pytest.raises(DuplicateParameter) as caught:
+        verify(binance_key, raw_query=raw_query, raw_body=raw_body.encode())
+
+    assert (caught.value.code, caught.value.field, caught.value.status) == (
+        "duplicate_parameter",
+        name,
+        400,
+    )
+    assert (caught.value.binance_code, caught.value.binance_message) == (-1101, DUPLICATE)
+    assert_untouched(binance_key)
+    assert nonces(replay_store) == []
+
+
+def test_empty_pairs_are_not_duplicates() -> None:
+    signed = split_signed_payload("symbol=A&&side=BUY", b"&&quantity=1&signature=ab")
+
+    assert signed.payload == b"symbol=A&&side=BUY&&quantity=1"
+
+
+@pytest.mark.django_db
+def test_auth_class_refuses_a_duplicate_before_the_view_runs(
+    binance_key: ApiKey, replay_store: redis.Redis
+) -> None:
+    query = "quantity=9"
+    params = f"symbol=BTCUSDT&side=BUY&quantity=1&timestamp={int(time.time() * 1000)}"
+    request = APIRequestFactory().post(
+        f"/echo?{query}",
+        data=f"{params}&signature={sign(BINANCE_SECRET, query + params)}",
+        content_type="application/x-www-form-urlencoded",
+        HTTP_X_MBX_APIKEY=binance_key.key,
+    )
+
+    response = EchoApi.as_view()(request)
+
+    assert response.status_code == 400
+    assert response.data == {
+        "code": "duplicate_parameter",
+        "message": DUPLICATE,
+        "field": "quantity",
+    }
+    assert_untouched(binance_key)
+    assert nonces(replay_store) == []
