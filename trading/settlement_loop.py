@@ -150,12 +150,18 @@ class SettlementLoopResult:
 def is_caught_up(market: Market) -> bool:
     """Every command sent to the market was applied and every event written is settled.
 
-    Unpublished outbox rows count as not caught up (the sweeper will send them).
+    Unpublished outbox rows count as not caught up (the sweeper will send them), and so
+    does a placement PostgreSQL has not seen matched: after Redis lost its streams they
+    look empty, and settled, until the rebuilt loop has re-applied what they held.
     """
     from trading.matching import consumed_key
-    from trading.models import OutboxEntry
+    from trading.models import Order, OrderStatus, OutboxEntry
 
     if OutboxEntry.objects.filter(market=market, published_at__isnull=True).exists():
+        return False
+    if Order.objects.filter(
+        market=market, status=OrderStatus.NEW, accepted_seq__isnull=True
+    ).exists():
         return False
     client: Any = get_redis()  # Any: redis-py types stream replies as a union of decode modes
     last_in = client.xrevrange(market.input_stream, count=1)
