@@ -17,6 +17,7 @@ from tests.private_servers import PrivatePostgres, PrivateRedis
 TEMPLATE = "fault_template"
 SHORT_SEEDS = [1]
 LONG_SEEDS = [1, 2, 3, 4, 5]
+RANDOM_ROUNDS = 3  # --faults-long: runs of repeated random faults per seed
 # One figure line per run, printed in the terminal summary.
 FAULT_LINES: list[str] = []
 
@@ -29,7 +30,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "fault_scenario" in metafunc.fixturenames:
         names = list(SCENARIOS)
         if metafunc.config.getoption("--faults-long"):
-            names.append("random_faults")
+            names += [f"random_faults_{k}" for k in range(1, RANDOM_ROUNDS + 1)]
         metafunc.parametrize("fault_scenario", names)
     if "seed" in metafunc.fixturenames:
         metafunc.parametrize("seed", seeds(metafunc.config))

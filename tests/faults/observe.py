@@ -128,8 +128,18 @@ class Stall:
 
 
 def stalls(
-    samples: list[tuple[float, Sample]], *, fault_at: float, baseline: Sample, until: float
+    samples: list[tuple[float, Sample]],
+    *,
+    fault_at: float,
+    baseline: Sample,
+    until: float,
+    stuck: frozenset[str] = frozenset(),
 ) -> dict[str, Stall]:
+    """Stall figures per market for a fault at ``fault_at``, from samples up to ``until``.
+
+    A ``stuck`` market (work still pending when the run ended) also counts the time from its
+    last settled batch to ``until`` as a gap: a cursor that stops for good is a stall.
+    """
     out: dict[str, Stall] = {}
     for symbol, (cursor0, consumed0) in baseline.items():
         matching = settlement = None
@@ -147,6 +157,8 @@ def stalls(
                     settlement = at - fault_at
                 gap = max(gap, at - last_advance)
                 last_cursor, last_advance = cursor, at
+        if symbol in stuck:
+            gap = max(gap, until - last_advance)
         out[symbol] = Stall(matching, settlement, gap)
     return out
 
@@ -244,6 +256,11 @@ def _order(o: tuple[Any, ...] | None) -> str:
 
 
 # ---------------------------------------------------------------- liveness
+
+
+def stuck_markets(problems: list[str], symbols: list[str]) -> frozenset[str]:
+    """The markets a list of liveness problems names."""
+    return frozenset(s for s in symbols for p in problems if f"{s}:" in p)
 
 
 def liveness(db: Db, rd: redis.Redis, symbols: list[str]) -> list[str]:

@@ -40,6 +40,7 @@ from tests.faults.observe import (
     redis_client,
     sample,
     stalls,
+    stuck_markets,
 )
 from tests.private_servers import PrivatePostgres, PrivateRedis
 
@@ -114,7 +115,24 @@ class Outcome:
     state: FinalState | None = None
     errors: list[str] = field(default_factory=list)
 
-    def line(self, *, exact: bool | None = None) -> str:
+    def over_budget(self, budget: float) -> list[str]:
+        """Every market whose matching or settlement stalled past ``budget`` after a fault."""
+        found = []
+        for event, figures in zip(self.events, self.stalls, strict=True):
+            for symbol, stall in figures.items():
+                for what, value in (
+                    ("matching", stall.matching),
+                    ("settlement", stall.settlement),
+                    ("settlement (longest gap)", stall.longest_settle_gap),
+                ):
+                    if value is None or value > budget:
+                        took = "never resumed" if value is None else f"stalled {value:.1f}s"
+                        found.append(
+                            f"{symbol}: {what} {took} after {event.note} (budget {budget:g}s)"
+                        )
+        return found
+
+    def line(self, *, exact: bool | None = None, budget: float | None = None) -> str:
         """One line of figures: the worst stall per market over the run's faults."""
 
         def worst(pick: Callable[[Stall], float | None]) -> str:
@@ -129,7 +147,8 @@ class Outcome:
                     parts.append(f"{symbol[:4]} {max(v for v in values if v is not None):.1f}s")
             return "/".join(parts)
 
-        verdict = "PASS" if not self.problems and exact is not False else "FAIL"
+        slow = budget is not None and bool(self.over_budget(budget))
+        verdict = "PASS" if not self.problems and exact is not False and not slow else "FAIL"
         compare = "" if exact is None else f" exact={'ok' if exact else 'DIFFERS'}"
         notes = "; ".join(e.note for e in self.events)
         return (
@@ -178,6 +197,16 @@ class RunContext:
             time.sleep(0.05)
         raise HarnessError("nothing settled within 60 s of the workload's start")
 
+    def loops_of(self, pid: int) -> str:
+        """Which loops the process owns now, e.g. "matching:SIM0 settlement:SIM1"."""
+        owned = []
+        for symbol in SYMBOLS:
+            for role in ("matching", "settlement"):
+                label = self.rd.get(f"lease:{role}:{symbol}:owner")
+                if label and label.decode().split(":")[1] == str(pid):
+                    owned.append(f"{role}:{symbol[:4]}")
+        return " ".join(owned) or "no loops"
+
     def owner(self, role: str, symbol: str = FAULTED) -> tuple[str, int]:
         """(worker name, pid) of the process owning the market's lease for ``role``."""
         deadline = time.monotonic() + 30
@@ -213,6 +242,7 @@ def run_scenario(
     simulate: subprocess.Popen[bytes] | None = None
     problems: list[str] = []
     events: list[FaultEvent] = []
+    stuck: frozenset[str] = frozenset()
     started = time.monotonic()
     ended = started
     try:
@@ -238,7 +268,9 @@ def run_scenario(
         problems += _finish_simulate(simulate, workload, run_dir, started=workload_started)
         if any("not settled" in p or "simulate" in p for p in problems):
             with contextlib.suppress(psycopg2.Error, redis.RedisError):
-                problems += [f"liveness: {p}" for p in liveness(db, rd, SYMBOLS)]
+                pending = liveness(db, rd, SYMBOLS)
+                stuck = stuck_markets(pending, SYMBOLS)
+                problems += [f"liveness: {p}" for p in pending]
         ended = time.monotonic()
     except HarnessError as exc:
         problems.append(f"harness: {exc}")
@@ -265,6 +297,7 @@ def run_scenario(
             fault_at=event.at,
             baseline=event.baseline,
             until=events[i + 1].at if i + 1 < len(events) else ended,
+            stuck=stuck if i + 1 == len(events) else frozenset(),
         )
         for i, event in enumerate(events)
     ]
@@ -337,9 +370,10 @@ def kill_owner(role: str) -> FaultFn:
     def fault(ctx: RunContext) -> list[FaultEvent]:
         ctx.wait_orders(0.35)
         name, pid = ctx.owner(role)
+        loops = ctx.loops_of(pid)
         baseline, at = ctx.snapshot(), time.monotonic()
         ctx.deployment.kill_and_restart(name)  # SIGKILL that process only; restarted after 1 s
-        return [FaultEvent(at, baseline, f"kill -9 {name} (pid {pid}, {role} owner)")]
+        return [FaultEvent(at, baseline, f"kill -9 {name}, {role} owner, had {loops}")]
 
     return fault
 
@@ -369,7 +403,8 @@ def pg_restart(mode: str) -> FaultFn:
 
 def stop_matching_owner(ctx: RunContext) -> list[FaultEvent]:
     ctx.wait_orders(0.35)
-    name, _pid = ctx.owner("matching")
+    name, pid = ctx.owner("matching")
+    loops = ctx.loops_of(pid)
     paused = lease_ttl() + 3
     baseline, at = ctx.snapshot(), time.monotonic()
     ctx.deployment.signal(name, signal.SIGSTOP)
@@ -377,7 +412,7 @@ def stop_matching_owner(ctx: RunContext) -> list[FaultEvent]:
         time.sleep(paused)
     finally:
         ctx.deployment.signal(name, signal.SIGCONT)
-    return [FaultEvent(at, baseline, f"SIGSTOP {name} (matching owner) {paused:.1f}s")]
+    return [FaultEvent(at, baseline, f"SIGSTOP {name} {paused:.1f}s, had {loops}")]
 
 
 def client_ports(pid: int, server_port: int) -> set[int]:
@@ -402,6 +437,7 @@ def stop_settlement_in_transaction(ctx: RunContext) -> list[FaultEvent]:
     """SIGSTOP the settlement owner while its backend is 'idle in transaction', then CONT."""
     ctx.wait_orders(0.35)
     name, pid = ctx.owner("settlement")
+    loops = ctx.loops_of(pid)
     rng = random.Random(ctx.workload.seed)  # jitter of the stop attempts
     deadline = time.monotonic() + 40
     tries = 0
@@ -425,16 +461,17 @@ def stop_settlement_in_transaction(ctx: RunContext) -> list[FaultEvent]:
             ctx.deployment.signal(name, signal.SIGCONT)
         if landed:
             note = (
-                f"SIGSTOP {name} (settlement owner) inside a transaction for 5s "
-                f"(try {tries}; last statement {landed[0][1]!r})"
+                f"SIGSTOP {name} inside a settlement transaction for 5s, had {loops} "
+                f"(try {tries}; its last statement {str(landed[0][1])[:40]!r})"
             )
             return [FaultEvent(at, baseline, note)]
         time.sleep(rng.uniform(0.0, 0.06))
     raise HarnessError(f"the settlement owner never stopped inside a transaction ({tries} tries)")
 
 
-def random_faults(count: int) -> FaultFn:
-    """``count`` faults drawn (seeded) from every kind, each after the last one healed."""
+def random_faults(count: int, round_: int = 0) -> FaultFn:
+    """``count`` faults drawn (seeded by the workload's seed and ``round_``) from every kind,
+    spread evenly over the workload."""
     kinds: list[tuple[str, FaultFn]] = [
         ("kill matching", _now(kill_owner("matching"))),
         ("kill settlement", _now(kill_owner("settlement"))),
@@ -446,7 +483,7 @@ def random_faults(count: int) -> FaultFn:
     ]
 
     def fault(ctx: RunContext) -> list[FaultEvent]:
-        rng = random.Random(ctx.workload.seed * 7919)  # a reproducible choice
+        rng = random.Random(ctx.workload.seed * 7919 + round_)  # a reproducible choice
         events: list[FaultEvent] = []
         for k in range(count):
             ctx.wait_orders((k + 1) / (count + 1))
