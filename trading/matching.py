@@ -166,7 +166,10 @@ class _SnapshotWriter:
         if discard:
             with contextlib.suppress(queue.Empty):
                 self._queue.get_nowait()
-        self._queue.put(None)
+        if not self._thread.is_alive():
+            return  # it died (logged): a put into its full queue would wait forever
+        with contextlib.suppress(queue.Full):
+            self._queue.put(None, timeout=30)
         self._thread.join(timeout=30)
 
     def save_now(self, frozen: FrozenState, token: int) -> None:

@@ -12,7 +12,9 @@ when it starts, and again whenever its buffer has a hole or the stream is quiet,
 every CLAIM_EVERY_SECONDS. A consumer that died, or a deposed one that read entries before
 it noticed (a stopped process, a Redis flush that gave two owners the same stream), so
 never strands an entry: the owner settles it again, harmlessly, because settle_batch drops
-seqs it has seen. XAUTOCLAIM rather than one shared consumer name, because a shared name
+seqs it has seen. A hole that no claim fills was settled by someone else (that deposed owner,
+in its last moments): the owner then re-reads the cursor and goes on from there.
+XAUTOCLAIM rather than one shared consumer name, because a shared name
 would let a deposed owner still reading with ">" take new entries the owner then never
 sees until it re-reads its whole pending list; per-owner names also tell an operator who
 holds what (XINFO CONSUMERS). Consumers left with nothing pending are deleted at start.
@@ -20,7 +22,7 @@ holds what (XINFO CONSUMERS). Consumers left with nothing pending are deleted at
 One consumer per market at a time (its own lease, role "settlement"); the cursor row lock
 keeps two consumers correct anyway, the lease just keeps them from fighting.
 
-Database errors (a restart, a session killed by the loops' timeouts, see trading.apps)
+Database errors (a restart, a session killed by the loops' limits, see trading.dbsession)
 leave the buffer as it is: the connection is closed and the batch retried after a short
 pause, so settlement resumes by itself when PostgreSQL is back, and a deposed owner finds
 out at its next lease check.
@@ -189,6 +191,13 @@ def _claim_pending(client: Any, stream: str, consumer: str) -> list[StreamEntry]
         start = next_start
 
 
+def _catch_up_with_cursor(buffer: EntryBuffer, cursor: SettlementCursor) -> None:
+    """Move the buffer's view up to the cursor and fence as PostgreSQL has them now."""
+    cursor.refresh_from_db(fields=["last_seq", "fence_token"])
+    buffer.last_seq = max(buffer.last_seq, cursor.last_seq)
+    buffer.fence = max(buffer.fence, cursor.fence_token)
+
+
 def _drop_idle_consumers(client: Any, stream: str, consumer: str) -> None:
     """Delete consumers with nothing pending (earlier owners), keeping the group readable."""
     for info in client.xinfo_consumers(stream, GROUP):
@@ -260,6 +269,12 @@ def run_settlement_loop(
                 buffer.add(_claim_pending(client, stream, consumer))
                 claimed_at = now
                 ids, entries = buffer.ready()
+                if not ids and buffer.entries:
+                    # Still a hole: another consumer may have settled (and acked) the
+                    # missing entries, e.g. a deposed owner in its last moments after a
+                    # flush. The cursor says so; what it covers settles as duplicates.
+                    _catch_up_with_cursor(buffer, cursor)
+                    ids, entries = buffer.ready()
             if not ids:
                 if buffer.entries:
                     result.gaps += 1

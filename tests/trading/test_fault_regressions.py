@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable
@@ -33,6 +34,7 @@ from trading.dbsession import end_loop_session_limits, use_loop_session_limits
 from trading.matching import run_matching_loop
 from trading.models import Order, OrderStatus, SettlementCursor, Trade
 from trading.services.orders import cancel_order, place_order
+from trading.services.settlement import settle_batch
 from trading.settlement_loop import GROUP, run_settlement_loop
 from trading.validation import OrderSpec
 
@@ -110,6 +112,46 @@ def test_an_entry_taken_by_a_dead_consumer_is_settled_while_the_owner_runs(
     assert SettlementCursor.objects.get(market=market).last_seq == last
     assert Trade.objects.filter(market=market).count() == 6
     assert redis_db.xpending(market.output_stream, GROUP)["pending"] == 0
+
+
+def test_entries_another_consumer_settled_leave_no_hole_for_good(
+    assets: dict[str, Asset], redis_db: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # After a flush the deposed owner may read and settle a few entries of the new stream
+    # before it notices; the new owner, which read the cursor before that, must move on.
+    monkeypatch.setattr(trading.matching, "BATCH_SIZE", 2)
+    market = _market(assets, "SO-USDT")
+    alice, bob = _traders(assets, "so")
+    for k in range(6):
+        place_order(user=alice, market=market, spec=limit("sell", "100", "1"))
+        place_order(user=bob, market=market, spec=limit("buy", "100", str(k % 2 + 1)))
+    _match_only(market.symbol)
+    entries = redis_db.xrange(market.output_stream)
+    redis_db.delete(market.output_stream)
+    redis_db.xgroup_create(market.output_stream, GROUP, id="0", mkstream=True)
+    owner = threading.Thread(
+        target=run_settlement_loop,
+        args=(market.symbol,),
+        kwargs={"idle_exit_seconds": 3, "max_seconds": 20},
+    )
+    owner.start()
+    time.sleep(0.5)  # the owner has read the cursor (0)
+    pipe = redis_db.pipeline(transaction=True)
+    for _, fields in entries[:2]:
+        pipe.xadd(market.output_stream, fields)
+    pipe.xreadgroup(GROUP, "deposed", {market.output_stream: ">"}, count=2)
+    taken = pipe.execute()[-1][0][1]
+    settle_batch(
+        market_id=market.pk,
+        entries=[(int(f[b"t"]), json.loads(f[b"e"])) for _, f in taken],
+    )
+    redis_db.xack(market.output_stream, GROUP, *[entry_id for entry_id, _ in taken])
+    for _, fields in entries[2:]:
+        redis_db.xadd(market.output_stream, fields)
+    owner.join(30)
+
+    assert SettlementCursor.objects.get(market=market).last_seq == int(entries[-1][1][b"z"])
+    assert Trade.objects.filter(market=market).count() == 6
 
 
 # ------------------------------------------------------------------ order after a flush
