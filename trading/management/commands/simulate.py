@@ -31,6 +31,7 @@ from collections import Counter
 from collections.abc import Callable
 from datetime import timedelta
 from decimal import Decimal
+from functools import partial
 from typing import Any, TypeVar
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -234,15 +235,13 @@ class Command(BaseCommand):
                 if rng.random() < options["cancel_share"] and mine:
                     target = rng.choice(mine[-CANCEL_RECENT:])
                     outcome = self._send(
-                        lambda u=user, t=target: cancel_order(user=u, client_order_id=t),
-                        patience,
+                        partial(cancel_order, user=user, client_order_id=target), patience
                     )
                     counts["cancels" if outcome else "refused"] += 1
                     continue
                 spec = _spec(rng, n, seed)
                 order = self._send(
-                    lambda u=user, m=market, s=spec: place_order(user=u, market=m, spec=s),
-                    patience,
+                    partial(place_order, user=user, market=market, spec=spec), patience
                 )
                 if order is None:
                     counts["refused"] += 1
