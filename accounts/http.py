@@ -6,6 +6,8 @@ import ipaddress
 
 from django.http import HttpRequest
 
+from accounts.services.audit import ActorContext
+
 
 def client_ip(request: HttpRequest | None) -> str | None:
     """The client's IP address, or None when unknown or malformed.
@@ -21,3 +23,12 @@ def client_ip(request: HttpRequest | None) -> str | None:
         return str(ipaddress.ip_address(raw))
     except ValueError:
         return None
+
+
+def actor_context(request: HttpRequest | None) -> ActorContext:
+    """The acting user and client IP of a request, for services that audit what they do."""
+    if request is None:
+        return ActorContext.system()
+    user = getattr(request, "user", None)
+    acting = user if user is not None and getattr(user, "is_authenticated", False) else None
+    return ActorContext(user=acting, ip_address=client_ip(request))
