@@ -46,6 +46,7 @@ from redis.exceptions import RedisError, ResponseError
 
 from markets.models import Market, MarketStatus
 from markets.selectors import get_current_market
+from trading.background import Worker
 from trading.dbsession import end_loop_session_limits, use_loop_session_limits
 from trading.engine.commands import BadCommand, PlaceOrder, command_from_dict
 from trading.engine.events import EVENT_TYPES, Rejected
@@ -141,20 +142,26 @@ class _SnapshotWriter:
     """Writes snapshots to PostgreSQL on its own thread, off the matching hot path.
 
     Holds at most one pending snapshot: a newer one replaces it, so a slow database never
-    makes the loop buffer state.
+    makes the loop buffer state. A database or Redis error skips that snapshot (the next
+    one is due soon) and the writer lives on with a fresh connection (trading.background).
     """
 
     def __init__(self, *, market_id: int, symbol: str) -> None:
         self.market_id = market_id
         self.symbol = symbol
+        self._worker = Worker(
+            f"snapshots-{symbol}",
+            self._step,
+            keep_going_on=(DatabaseError, RedisError),
+            after_error=connection.close,
+            on_start=use_loop_session_limits,
+            on_exit=connection.close,
+        )
         self._start()
 
     def _start(self) -> None:
         self._queue: queue.Queue[tuple[FrozenState, int] | None] = queue.Queue(maxsize=1)
-        self._thread = threading.Thread(
-            target=self._run, name=f"snapshots-{self.symbol}", daemon=True
-        )
-        self._thread.start()
+        self._worker.start()
 
     def submit(self, frozen: FrozenState, token: int) -> None:
         with contextlib.suppress(queue.Empty):
@@ -166,11 +173,12 @@ class _SnapshotWriter:
         if discard:
             with contextlib.suppress(queue.Empty):
                 self._queue.get_nowait()
-        if not self._thread.is_alive():
-            return  # it died (logged): a put into its full queue would wait forever
+        # A dead thread (logged) is not woken: a put into its full queue would wait forever.
+        self._worker.stop(timeout=30, wake=self._put_sentinel)
+
+    def _put_sentinel(self) -> None:
         with contextlib.suppress(queue.Full):
             self._queue.put(None, timeout=30)
-        self._thread.join(timeout=30)
 
     def save_now(self, frozen: FrozenState, token: int) -> None:
         """Store ``frozen`` before returning, with no older snapshot stored after it.
@@ -179,30 +187,21 @@ class _SnapshotWriter:
         pending snapshot is dropped, one being stored completes) and started again after.
         """
         self.close(discard=True)
-        if self._thread.is_alive():
+        if self._worker.is_alive():
             raise RuntimeError(f"the snapshot writer of {self.symbol} did not stop")
         save_snapshot(market_id=self.market_id, frozen=frozen, fence_token=token)
         self._start()
 
-    def _run(self) -> None:
-        use_loop_session_limits()
-        try:
-            while (item := self._queue.get()) is not None:
-                frozen, token = item
-                try:
-                    save_snapshot(market_id=self.market_id, frozen=frozen, fence_token=token)
-                    offset = oldest_kept_offset(market_id=self.market_id)
-                    if offset and TRIM_INPUT:  # no kept snapshot replays from before it
-                        get_redis().xtrim(f"market:{self.symbol}:in", minid=offset)
-                except (DatabaseError, RedisError):
-                    # A restart or an outage: this snapshot is skipped (the next one is due
-                    # soon), and the writer lives on with a fresh connection.
-                    logger.exception("snapshot writer of %s: snapshot not stored", self.symbol)
-                    connection.close()
-        except Exception:
-            logger.exception("snapshot writer of %s failed", self.symbol)
-        finally:
-            connection.close()
+    def _step(self) -> bool:
+        item = self._queue.get()
+        if item is None:
+            return False
+        frozen, token = item
+        save_snapshot(market_id=self.market_id, frozen=frozen, fence_token=token)
+        offset = oldest_kept_offset(market_id=self.market_id)
+        if offset and TRIM_INPUT:  # no kept snapshot replays from before it
+            get_redis().xtrim(f"market:{self.symbol}:in", minid=offset)
+        return True
 
 
 def _fence_floor(market: Market) -> int:

@@ -21,6 +21,8 @@ from typing import Any
 from channels.layers import get_channel_layer
 from django.db import transaction
 
+from trading.background import Worker
+
 logger = logging.getLogger(__name__)
 
 Message = tuple[str, dict[str, Any]]  # (group, message with a "type" key)
@@ -70,14 +72,20 @@ class _Publisher:
         self._idle = threading.Condition()
         self.pending = 0
         self.dropped = 0
-        threading.Thread(target=self._run, name="channels-publisher", daemon=True).start()
+        # One step that runs the event loop for good; if it ever fails, that is logged and
+        # the thread ends (trading.background).
+        self._worker = Worker("channels-publisher", self._run, on_start=self._setup)
+        self._worker.start()
         self._ready.wait()
 
-    def _run(self) -> None:
+    def _setup(self) -> None:
         asyncio.set_event_loop(self._loop)
         self._queue = asyncio.Queue(self.MAX_PENDING)
         self._ready.set()
+
+    def _run(self) -> bool:
         self._loop.run_until_complete(self._main())
+        return False
 
     async def _main(self) -> None:
         assert self._queue is not None  # noqa: S101 - set before _ready
