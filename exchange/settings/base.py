@@ -13,7 +13,7 @@ from pathlib import Path
 import dj_database_url
 from django.utils.translation import gettext_lazy as _
 
-from exchange.env import env_bool, env_int, env_list, env_secret, env_str
+from exchange.env import EnvError, env_bool, env_int, env_list, env_secret, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -97,10 +97,31 @@ CACHES = {
     }
 }
 
+# A websocket consumer waits for its next message with a blocking Redis pop in a loop; the
+# Redis read must be allowed to outlast that wait, or every idle websocket dies with a socket
+# TimeoutError (redis-py's default socket timeout, 5 s, equals channels-redis' default wait).
+# The wait is half the socket timeout (exchange.channel_layer checks the pair); the timeout
+# also bounds how long a send to a dead Redis can hang.
+CHANNELS_REDIS_SOCKET_TIMEOUT = env_int("CHANNELS_REDIS_SOCKET_TIMEOUT", 10)
+if CHANNELS_REDIS_SOCKET_TIMEOUT < 1:
+    raise EnvError(
+        f"CHANNELS_REDIS_SOCKET_TIMEOUT must be at least 1 (seconds), got "
+        f"{CHANNELS_REDIS_SOCKET_TIMEOUT}"
+    )
 CHANNEL_LAYERS = {
     "default": {
-        "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL], "prefix": env_str("CHANNELS_PREFIX", "asgi")},
+        "BACKEND": "exchange.channel_layer.RedisChannelLayer",
+        "CONFIG": {
+            "hosts": [
+                {
+                    "address": REDIS_URL,
+                    "socket_timeout": CHANNELS_REDIS_SOCKET_TIMEOUT,
+                    "socket_connect_timeout": CHANNELS_REDIS_SOCKET_TIMEOUT,
+                }
+            ],
+            "prefix": env_str("CHANNELS_PREFIX", "asgi"),
+            "blocking_pop_seconds": CHANNELS_REDIS_SOCKET_TIMEOUT / 2,
+        },
     }
 }
 

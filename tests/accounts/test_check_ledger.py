@@ -11,7 +11,6 @@ import subprocess
 import sys
 from decimal import Decimal
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
 from django.conf import settings
@@ -23,6 +22,7 @@ from accounts.models import Balance, Deposit, Withdrawal, WithdrawalStatus
 from accounts.services.ledger import hold_funds
 from accounts.services.withdrawals import request_withdrawal
 from tests.conftest import fund
+from tests.database_url import database_url
 
 ROOT = Path(__file__).resolve().parents[2]
 INV1_ENTRIES = "INV-1 entries balanced"
@@ -317,23 +317,13 @@ def test_command_fails_on_drift(scene, capsys, ledger_drift):
     assert f"FAIL {INV4}: 1 violation(s)" in out
 
 
-def _database_url() -> str:
-    """The database this suite uses (host, port, user, password and the test database)."""
-    cfg = connection.settings_dict
-    user = quote(cfg["USER"] or "postgres", safe="")
-    password = f":{quote(cfg['PASSWORD'], safe='')}" if cfg["PASSWORD"] else ""
-    host = cfg["HOST"] or "127.0.0.1"
-    host = f"[{host}]" if ":" in host else host
-    return f"postgres://{user}{password}@{host}:{cfg['PORT'] or 5432}/{cfg['NAME']}"
-
-
 @pytest.mark.django_db(transaction=True)
 def test_command_exit_code_in_a_real_process(alice, bob, usdt, ledger_drift):
     fund(alice, usdt, "100")
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "exchange.settings.test",
-        "DATABASE_URL": _database_url(),
+        "DATABASE_URL": database_url(connection.settings_dict),
         "REDIS_URL": settings.REDIS_URL,
     }
     run = [sys.executable, str(ROOT / "manage.py"), "check_ledger"]
