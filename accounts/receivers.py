@@ -15,16 +15,16 @@ from django.contrib.auth import signals as auth_signals
 from django.dispatch import receiver
 from django.http import HttpRequest
 
-from accounts.http import client_ip
+from accounts.http import actor_context, client_ip
 from accounts.models import User
-from accounts.services.audit import record_audit
+from accounts.services.audit import ActorContext, record_audit
 
 MAX_IDENTIFIER_CHARS = 254  # an email address; longer input is an attack, not a typo
 
 
 @receiver(auth_signals.user_logged_in, dispatch_uid="accounts.audit_login")
 def audit_login(sender: Any, request: HttpRequest | None, user: User, **kwargs: Any) -> None:
-    record_audit(action="auth.login", actor=user, target=user, ip_address=client_ip(request))
+    record_audit(action="auth.login", actor=user, target=user, context=actor_context(request))
 
 
 @receiver(auth_signals.user_logged_out, dispatch_uid="accounts.audit_logout")
@@ -33,7 +33,7 @@ def audit_logout(
 ) -> None:
     if user is None or not user.pk:
         return
-    record_audit(action="auth.logout", actor=user, target=user, ip_address=client_ip(request))
+    record_audit(action="auth.logout", actor=user, target=user, context=actor_context(request))
 
 
 @receiver(auth_signals.user_login_failed, dispatch_uid="accounts.audit_login_failed")
@@ -47,8 +47,9 @@ def audit_login_failed(
     record_audit(
         action="auth.login_failed",
         target=target,
-        ip_address=client_ip(request),
         details={"login": identifier},
+        # No actor, whoever holds the session: a failed sign-in names the account as target.
+        context=ActorContext(ip_address=client_ip(request)),
     )
 
 
@@ -91,8 +92,8 @@ def audit_mfa_failed(sender: Any, request: HttpRequest | None, user: User, **kwa
         action="auth.mfa_failed",
         actor=user,
         target=user,
-        ip_address=client_ip(request),
         details={"reauthentication": bool(kwargs.get("reauthentication"))},
+        context=actor_context(request),
     )
 
 
@@ -103,6 +104,6 @@ def _audit_authenticator(
         action=action,
         actor=user,
         target=user,
-        ip_address=client_ip(request),
         details={"type": authenticator.type},  # never authenticator.data: it holds the secret
+        context=actor_context(request),
     )

@@ -19,7 +19,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.forms import ApiKeyCreateForm, WithdrawalForm, add_domain_error, deposit_reference
-from accounts.http import client_ip
+from accounts.http import actor_context
 from accounts.models import AuditLog, User
 from accounts.selectors import (
     list_assets,
@@ -68,7 +68,7 @@ def wallet(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         try:
             verify_totp_code(
-                user=user, code=form.cleaned_data["totp_code"], ip_address=client_ip(request)
+                user=user, code=form.cleaned_data["totp_code"], context=actor_context(request)
             )
             withdrawal = request_withdrawal(
                 user=user,
@@ -103,7 +103,7 @@ def api_keys(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         try:
             created = create_api_key(
-                user=user, ip_address=client_ip(request), **form.service_kwargs()
+                user=user, context=actor_context(request), **form.service_kwargs()
             )
         except DomainError as exc:
             add_domain_error(form, exc, fields=ApiKeyCreateForm.SERVICE_FIELDS)
@@ -126,7 +126,7 @@ def api_keys(request: HttpRequest) -> HttpResponse:
 def api_key_revoke(request: HttpRequest, pk: int) -> HttpResponse:
     """Revoke one of the user's keys. Someone else's key id is a 404, like a missing one."""
     try:
-        api_key = revoke_api_key(user=_user(request), api_key_id=pk, ip_address=client_ip(request))
+        api_key = revoke_api_key(user=_user(request), api_key_id=pk, context=actor_context(request))
     except NotFound as exc:
         raise Http404(exc.message) from exc
     messages.success(request, _("API key “%(label)s” revoked.") % {"label": api_key.label})

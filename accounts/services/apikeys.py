@@ -36,7 +36,7 @@ from django.utils.translation import gettext as _
 
 from accounts.errors import AccountFrozen, InvalidInput, NotFound, PermissionDeniedError
 from accounts.models import ApiKey, ApiKeyType, User
-from accounts.services.audit import record_audit
+from accounts.services.audit import ActorContext, record_audit
 from accounts.services.twofactor import verify_totp_code
 
 logger = logging.getLogger(__name__)
@@ -70,14 +70,14 @@ def create_api_key(
     expires_at: datetime | None = None,
     public_key_pem: str = "",
     totp_code: str = "",
-    ip_address: str | None = None,
+    context: ActorContext | None = None,
 ) -> CreatedApiKey:
     """Create an API key for `user` and notify them by email after commit.
 
     The withdraw scope is off unless asked for, and then needs a TOTP authenticator and a
     valid code (step-up). Frozen users cannot create keys. Raises a DomainError with a
     field on any bad input; on any error nothing is written. Audited as api_key.created
-    (without secrets).
+    (without secrets) with `context`'s IP address, which the email names too.
     """
     if user.is_frozen:
         raise AccountFrozen(_("Your account is frozen; API keys cannot be created."))
@@ -100,9 +100,10 @@ def create_api_key(
         )
     if can_withdraw:
         # Last: a wrong code must not be spent on a request that fails for another reason.
-        verify_totp_code(user=user, code=totp_code, field="totp_code", ip_address=ip_address)
+        verify_totp_code(user=user, code=totp_code, field="totp_code", context=context)
 
     secret = _random_token() if key_type == ApiKeyType.HMAC else None
+    ip_address = context.ip_address if context is not None else None
     with transaction.atomic():
         api_key = ApiKey.objects.create(
             user=user,
@@ -121,14 +122,14 @@ def create_api_key(
             action="api_key.created",
             actor=user,
             target=api_key,
-            ip_address=ip_address,
             details=_describe(api_key),
+            context=context,
         )
         transaction.on_commit(lambda: _notify_created(api_key=api_key, ip_address=ip_address))
     return CreatedApiKey(api_key=api_key, secret=secret)
 
 
-def revoke_api_key(*, user: User, api_key_id: int, ip_address: str | None = None) -> ApiKey:
+def revoke_api_key(*, user: User, api_key_id: int, context: ActorContext | None = None) -> ApiKey:
     """Revoke one of the user's own keys; the next signed request with it fails.
 
     Another user's key id looks exactly like a missing one (NotFound). Idempotent: revoking
@@ -137,10 +138,12 @@ def revoke_api_key(*, user: User, api_key_id: int, ip_address: str | None = None
     api_key = ApiKey.objects.filter(user=user, pk=api_key_id).first()
     if api_key is None:
         raise NotFound(_("No such API key."), field="api_key")
-    return _apply_revoke(api_key=api_key, actor=user, ip_address=ip_address)
+    return _apply_revoke(api_key=api_key, actor=user, context=context)
 
 
-def staff_revoke_api_key(*, staff: User, api_key_id: int, ip_address: str | None = None) -> ApiKey:
+def staff_revoke_api_key(
+    *, staff: User, api_key_id: int, context: ActorContext | None = None
+) -> ApiKey:
     """Revoke any user's key on behalf of staff (compromise response). Audited with the staff
     member as the actor."""
     if not staff.is_staff:
@@ -148,7 +151,7 @@ def staff_revoke_api_key(*, staff: User, api_key_id: int, ip_address: str | None
     api_key = ApiKey.objects.filter(pk=api_key_id).first()
     if api_key is None:
         raise NotFound(_("No such API key."), field="api_key")
-    return _apply_revoke(api_key=api_key, actor=staff, ip_address=ip_address)
+    return _apply_revoke(api_key=api_key, actor=staff, context=context)
 
 
 def list_api_keys(*, user: User) -> QuerySet[ApiKey]:
@@ -195,7 +198,7 @@ def decrypt_secret(token: bytes | memoryview) -> str:
     return Fernet(settings.API_KEY_ENCRYPTION_KEY).decrypt(bytes(token)).decode("ascii")
 
 
-def _apply_revoke(*, api_key: ApiKey, actor: User, ip_address: str | None) -> ApiKey:
+def _apply_revoke(*, api_key: ApiKey, actor: User, context: ActorContext | None) -> ApiKey:
     now = timezone.now()
     with transaction.atomic():
         # Conditional UPDATE: of two concurrent revocations exactly one writes the audit row.
@@ -207,8 +210,8 @@ def _apply_revoke(*, api_key: ApiKey, actor: User, ip_address: str | None) -> Ap
                 action="api_key.revoked",
                 actor=actor,
                 target=api_key,
-                ip_address=ip_address,
                 details={"key_prefix": api_key.key[:8], "owner_id": api_key.user_id},
+                context=context,
             )
     api_key.refresh_from_db(fields=["revoked_at"])
     return api_key

@@ -10,7 +10,7 @@ from accounts.amounts import parse_amount
 from accounts.errors import DepositConflict
 from accounts.models import Asset, BalanceKind, Bucket, Deposit, EntryKind, User
 from accounts.services._checks import check_reference, check_staff, fresh_asset
-from accounts.services.audit import record_audit
+from accounts.services.audit import ActorContext, record_audit
 from accounts.services.ledger import Move, apply_moves
 
 
@@ -22,13 +22,15 @@ def credit_deposit(
     amount: Decimal,
     external_ref: str,
     staff: User | None = None,
+    context: ActorContext | None = None,
 ) -> Deposit:
     """Credit `amount` to the user's available balance, once per (asset, external_ref).
 
     Idempotent: a repeat with the same user and amount returns the stored deposit and
     moves nothing; a repeat naming another user or amount raises DepositConflict. Posts
     external(available) -amount / user(available) +amount. When `staff` credits, an audit
-    row `deposit.credited` is written in the same transaction. Durable: never nested.
+    row `deposit.credited` is written in the same transaction, with `context`'s IP address.
+    Durable: never nested.
     """
     asset = fresh_asset(asset)
     amount = parse_amount(amount, asset=asset)
@@ -74,6 +76,7 @@ def credit_deposit(
                 "amount": str(amount),
                 "external_ref": external_ref,
             },
+            context=context,
         )
     return deposit
 

@@ -14,7 +14,7 @@ from django.utils.translation import gettext as _
 
 from accounts.errors import TwoFactorRequired
 from accounts.models import User
-from accounts.services.audit import record_audit
+from accounts.services.audit import ActorContext, record_audit
 from exchange.errors import DomainError
 
 # Six digits give 10^6 codes and allauth accepts the neighbouring periods as well; five
@@ -43,14 +43,14 @@ def has_totp(*, user: User) -> bool:
 
 
 def verify_totp_code(
-    *, user: User, code: str, field: str = "totp_code", ip_address: str | None = None
+    *, user: User, code: str, field: str = "totp_code", context: ActorContext | None = None
 ) -> None:
     """Check a TOTP code of `user` for a sensitive action; return only if it is right.
 
     Raises TwoFactorRequired when the user has no authenticator, TotpRateLimited after
     MAX_FAILED_CODES wrong codes within the window, TotpCodeInvalid otherwise. A right code
     is marked used (allauth's cache), so it cannot be replayed within its period. A wrong
-    code is audited as `auth.totp_failed` (without the code).
+    code is audited as `auth.totp_failed` (without the code), from `context`'s IP address.
     """
     authenticator = Authenticator.objects.filter(user=user, type=Authenticator.Type.TOTP).first()
     if authenticator is None:
@@ -73,8 +73,8 @@ def verify_totp_code(
             action="auth.totp_failed",
             actor=user,
             target=user,
-            ip_address=ip_address,
             details={"purpose": field},
+            context=context,
         )
         raise TotpCodeInvalid(_("The authenticator code is not valid."), field=field)
     authenticator.record_usage()

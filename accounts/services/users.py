@@ -7,15 +7,18 @@ from django.db import transaction
 from accounts.errors import InvalidInput
 from accounts.models import KycLevel, User
 from accounts.services._checks import check_staff
-from accounts.services.audit import record_audit
+from accounts.services.audit import ActorContext, record_audit
 
 
 @transaction.atomic(durable=True)
-def set_kyc_level(*, staff: User, user: User, level: int) -> User:
+def set_kyc_level(
+    *, staff: User, user: User, level: int, context: ActorContext | None = None
+) -> User:
     """Set the user's KYC level (which selects their withdrawal limits).
 
     Writes `user.kyc_level_changed` with the old and new level, even when unchanged, so
     every staff decision is on record. Raises `kyc_level_invalid` for an unknown level.
+    `context` supplies the audit row's IP address (the actor is always `staff`).
     """
     check_staff(staff)
     if isinstance(level, bool) or level not in KycLevel.values:
@@ -28,12 +31,15 @@ def set_kyc_level(*, staff: User, user: User, level: int) -> User:
         actor=staff,
         target=user,
         details={"from": previous, "to": level},
+        context=context,
     )
     return user
 
 
 @transaction.atomic(durable=True)
-def set_frozen(*, staff: User, user: User, is_frozen: bool) -> User:
+def set_frozen(
+    *, staff: User, user: User, is_frozen: bool, context: ActorContext | None = None
+) -> User:
     """Freeze or unfreeze a user: frozen users cannot trade, withdraw or transfer.
 
     Writes `user.frozen` or `user.unfrozen`. Staff cannot freeze themselves.
@@ -45,5 +51,10 @@ def set_frozen(*, staff: User, user: User, is_frozen: bool) -> User:
         raise InvalidInput("Staff cannot freeze themselves.", field="user", code="user_invalid")
     User.objects.filter(pk=user.pk).update(is_frozen=is_frozen)
     user.is_frozen = is_frozen
-    record_audit(action="user.frozen" if is_frozen else "user.unfrozen", actor=staff, target=user)
+    record_audit(
+        action="user.frozen" if is_frozen else "user.unfrozen",
+        actor=staff,
+        target=user,
+        context=context,
+    )
     return user

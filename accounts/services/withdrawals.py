@@ -42,7 +42,7 @@ from accounts.models import (
     WithdrawalStatus,
 )
 from accounts.services._checks import check_reference, check_staff, check_text, fresh_asset
-from accounts.services.audit import record_audit
+from accounts.services.audit import ActorContext, record_audit
 from accounts.services.ledger import Move, apply_moves
 
 
@@ -131,8 +131,13 @@ def _check_daily_limit(*, user_id: int, asset: Asset, kyc_level: int, amount: De
 
 
 @transaction.atomic(durable=True)
-def approve_withdrawal(*, staff: User, withdrawal_id: int) -> Withdrawal:
-    """Staff approval: pending -> approved. Audited as `withdrawal.approved`."""
+def approve_withdrawal(
+    *, staff: User, withdrawal_id: int, context: ActorContext | None = None
+) -> Withdrawal:
+    """Staff approval: pending -> approved. Audited as `withdrawal.approved`.
+
+    Every staff decision here audits with `context`'s IP address; the actor is `staff`.
+    """
     check_staff(staff)
     now = timezone.now()
     withdrawal = _claim(
@@ -142,12 +147,14 @@ def approve_withdrawal(*, staff: User, withdrawal_id: int) -> Withdrawal:
         decided_by=staff,
         decided_at=now,
     )
-    record_audit(action="withdrawal.approved", actor=staff, target=withdrawal)
+    record_audit(action="withdrawal.approved", actor=staff, target=withdrawal, context=context)
     return withdrawal
 
 
 @transaction.atomic(durable=True)
-def complete_withdrawal(*, staff: User, withdrawal_id: int, external_txid: str) -> Withdrawal:
+def complete_withdrawal(
+    *, staff: User, withdrawal_id: int, external_txid: str, context: ActorContext | None = None
+) -> Withdrawal:
     """Record that an approved withdrawal was sent: approved -> completed.
 
     Moves the locked amount to the external account and the locked fee to the fee
@@ -188,12 +195,15 @@ def complete_withdrawal(*, staff: User, withdrawal_id: int, external_txid: str) 
         actor=staff,
         target=withdrawal,
         details={"external_txid": external_txid},
+        context=context,
     )
     return withdrawal
 
 
 @transaction.atomic(durable=True)
-def reject_withdrawal(*, staff: User, withdrawal_id: int, reason: str) -> Withdrawal:
+def reject_withdrawal(
+    *, staff: User, withdrawal_id: int, reason: str, context: ActorContext | None = None
+) -> Withdrawal:
     """Refuse a pending or approved withdrawal and release its hold (amount + fee).
 
     Audited as `withdrawal.rejected` with the reason.
@@ -222,7 +232,11 @@ def reject_withdrawal(*, staff: User, withdrawal_id: int, reason: str) -> Withdr
         ],
     )
     record_audit(
-        action="withdrawal.rejected", actor=staff, target=withdrawal, details={"reason": reason}
+        action="withdrawal.rejected",
+        actor=staff,
+        target=withdrawal,
+        details={"reason": reason},
+        context=context,
     )
     return withdrawal
 

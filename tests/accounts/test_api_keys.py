@@ -25,6 +25,7 @@ from accounts.services.apikeys import (
     parse_ip_allowlist,
     revoke_api_key,
 )
+from accounts.services.audit import ActorContext
 from tests.accounts.web_support import enable_totp, totp_code, wrong_code
 
 if TYPE_CHECKING:
@@ -80,7 +81,7 @@ def test_hmac_secret_is_shown_once_and_stored_encrypted(alice: User) -> None:
 
 @pytest.mark.django_db
 def test_created_key_is_audited_without_secrets(alice: User) -> None:
-    created = create_api_key(user=alice, label="bot", ip_address="198.51.100.4")
+    created = create_api_key(user=alice, label="bot", context=ActorContext(alice, "198.51.100.4"))
 
     row = AuditLog.objects.get(action="api_key.created")
     assert (row.actor, row.target_id, row.ip_address) == (

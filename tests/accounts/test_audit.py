@@ -12,6 +12,7 @@ from django.urls import reverse
 
 from accounts.models import AuditLog, User
 from accounts.services.apikeys import create_api_key
+from accounts.services.audit import ActorContext
 from tests.accounts.web_support import enable_totp, login_with_totp, totp_code, wrong_code
 from tests.conftest import PASSWORD
 
@@ -110,7 +111,7 @@ def test_enabling_and_disabling_totp_through_allauth_is_audited(
 def test_security_page_lists_the_users_events(client: Client, alice: User, bob: User) -> None:
     enable_totp(alice)
     login_with_totp(client, alice)
-    create_api_key(user=alice, label="bot", ip_address="203.0.113.9")
+    create_api_key(user=alice, label="bot", context=ActorContext(alice, "203.0.113.9"))
     Client().post(reverse("account_login"), {"login": alice.email, "password": "nope-nope-1"})
     Client().post(reverse("account_login"), {"login": bob.email, "password": PASSWORD})
 
