@@ -12,7 +12,7 @@ from decimal import Decimal
 from django.db import transaction
 
 from accounts.models import User
-from accounts.services.audit import record_audit
+from accounts.services.audit import ActorContext, record_audit
 from markets.errors import InvalidMarketRules
 from markets.models import Market, MarketStatus
 
@@ -30,11 +30,17 @@ EDITABLE_RULES = (
 
 
 def set_market_status(
-    *, market: Market, status: str, actor: User, reason: str = "", ip_address: str | None = None
+    *,
+    market: Market,
+    status: str,
+    actor: User,
+    reason: str = "",
+    context: ActorContext | None = None,
 ) -> Market:
     """Set TRADING, CANCEL_ONLY or HALTED and audit it; returns the updated market.
 
-    Idempotent: setting the current status writes nothing.
+    Idempotent: setting the current status writes nothing. The audit row takes its IP
+    address from `context`; the actor is `actor`.
     """
     if status not in MarketStatus.values:
         raise InvalidMarketRules(f"Unknown status {status!r}.", field="status")
@@ -49,24 +55,36 @@ def set_market_status(
             action="market.status",
             actor=actor,
             target=locked,
-            ip_address=ip_address,
             details={"from": previous, "to": status, "reason": reason[:200]},
+            context=context,
         )
     return locked
 
 
-def halt_market(*, market: Market, actor: User, reason: str = "") -> Market:
+def halt_market(
+    *, market: Market, actor: User, reason: str = "", context: ActorContext | None = None
+) -> Market:
     """Stop new orders and cancels (HALTED)."""
-    return set_market_status(market=market, status=MarketStatus.HALTED, actor=actor, reason=reason)
+    return set_market_status(
+        market=market, status=MarketStatus.HALTED, actor=actor, reason=reason, context=context
+    )
 
 
-def resume_market(*, market: Market, actor: User, reason: str = "") -> Market:
+def resume_market(
+    *, market: Market, actor: User, reason: str = "", context: ActorContext | None = None
+) -> Market:
     """Accept orders and cancels again (TRADING)."""
-    return set_market_status(market=market, status=MarketStatus.TRADING, actor=actor, reason=reason)
+    return set_market_status(
+        market=market, status=MarketStatus.TRADING, actor=actor, reason=reason, context=context
+    )
 
 
 def update_market_rules(
-    *, market: Market, actor: User, changes: dict[str, Decimal], ip_address: str | None = None
+    *,
+    market: Market,
+    actor: User,
+    changes: dict[str, Decimal],
+    context: ActorContext | None = None,
 ) -> Market:
     """Change editable rules (EDITABLE_RULES) of a market and audit old and new values.
 
@@ -89,8 +107,8 @@ def update_market_rules(
             action="market.rules",
             actor=actor,
             target=locked,
-            ip_address=ip_address,
             details={"before": before, "after": {k: str(v) for k, v in changes.items()}},
+            context=context,
         )
     return locked
 
