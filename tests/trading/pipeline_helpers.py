@@ -1,5 +1,7 @@
 """Helpers for the pipeline tests: loops in threads, loops in real processes, waiting, state.
 
+The random orders they place come from trading.workload (random_spec), simulate's generator.
+
 Run as a module it is the worker process of the subprocess tests:
 
     python -m tests.trading.pipeline_helpers matching BTC-USDT [max_seconds]
@@ -10,7 +12,6 @@ Run as a module it is the worker process of the subprocess tests:
 from __future__ import annotations
 
 import os
-import random
 import signal
 import subprocess
 import sys
@@ -20,7 +21,6 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -185,49 +185,7 @@ def read_log(proc: subprocess.Popen[bytes]) -> str:
     return text
 
 
-# ---------------------------------------------------------------- workload
-
-
-def random_spec(
-    rng: random.Random,
-    *,
-    mid: Decimal,
-    tick: Decimal,
-    lot: Decimal,
-    coid: str | None = None,
-    side: str | None = None,
-    kind: str | None = None,
-    min_lots: int = 10,
-    max_lots: int = 200,
-) -> Any:
-    """A random OrderSpec around `mid`: 70% GTC limits, 10% IOC, 8% FOK, 12% market orders.
-
-    Prices stay within 20 ticks of `mid` (inside any band around it); market buys are by
-    quote amount, market sells by quantity.
-    """
-    from trading.validation import OrderSpec
-
-    side = side or rng.choice(("buy", "sell"))
-    quantity = lot * rng.randint(min_lots, max_lots)
-    price = mid + tick * rng.randint(-20, 20)
-    roll = rng.random()
-    kind = kind or (
-        "limit" if roll < 0.70 else "ioc" if roll < 0.80 else "fok" if roll < 0.88 else "market"
-    )
-    if kind == "limit":
-        return OrderSpec(side=side, price=price, quantity=quantity, client_order_id=coid)
-    if kind in ("ioc", "fok"):
-        return OrderSpec(
-            side=side, price=price, quantity=quantity, time_in_force=kind, client_order_id=coid
-        )
-    if side == "buy":
-        return OrderSpec(
-            side="buy",
-            order_type="market",
-            client_order_id=coid,
-            quote_amount=(mid * quantity).quantize(Decimal("0.01")),
-        )
-    return OrderSpec(side="sell", order_type="market", quantity=quantity, client_order_id=coid)
+# ---------------------------------------------------------------- state
 
 
 def state_digest(symbols: Sequence[str]) -> dict[str, Any]:

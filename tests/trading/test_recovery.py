@@ -28,7 +28,6 @@ from markets.models import Market
 from tests.conftest import fund, make_user
 from tests.trading.conftest import make_market
 from tests.trading.pipeline_helpers import (
-    random_spec,
     read_log,
     spawn_worker,
     start_loops,
@@ -36,12 +35,13 @@ from tests.trading.pipeline_helpers import (
     wait_settled,
 )
 from trading.engine.matching import Engine
-from trading.lease import lease_key
 from trading.matching import _apply_entries
 from trading.models import OPEN_STATUSES, Order, OrderStatus, Trade
 from trading.recovery import LoopState, load_latest_state
 from trading.redis import get_redis
 from trading.services.orders import place_order
+from trading.streams import lease_key
+from trading.workload import random_spec
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("redis_db")]
 

@@ -19,7 +19,7 @@ from accounts.models import Asset, Balance, User
 from markets.models import Market
 from tests.conftest import fund, make_user
 from tests.trading.conftest import make_market
-from tests.trading.pipeline_helpers import loops_running, random_spec, wait_settled
+from tests.trading.pipeline_helpers import loops_running, wait_settled
 from trading.engine.matching import Engine
 from trading.matching import _apply_entries
 from trading.models import Order, SettlementCursor, Trade
@@ -28,6 +28,7 @@ from trading.redis import get_redis
 from trading.services.orders import place_order
 from trading.services.settlement import SequenceGap, settle_batch
 from trading.settlement_loop import EntryBuffer
+from trading.workload import random_spec
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("redis_db")]
 

@@ -17,11 +17,12 @@ import pytest
 from accounts.models import Asset
 from tests.conftest import fund, make_user
 from tests.trading.conftest import make_market
-from tests.trading.pipeline_helpers import random_spec, spawn_worker, stop_worker, wait_settled
-from trading.lease import lease_key
+from tests.trading.pipeline_helpers import spawn_worker, stop_worker, wait_settled
 from trading.models import Order, OrderStatus, SettlementCursor, Trade
 from trading.redis import get_redis
 from trading.services.orders import place_order
+from trading.streams import lease_key
+from trading.workload import random_spec
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("redis_db")]
 

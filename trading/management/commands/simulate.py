@@ -8,9 +8,10 @@ settlement loops run in threads of this command (``--inline``, the default) or, 
 command is applied and every event settled, runs the ledger auditor and prints a summary.
 Exit status 1 when an invariant is violated.
 
-The workload is a pure function of the seed: which user, market and order come next, and
-which order a cancel targets (one of the last few this run placed for that user and
-market, open or not), never depend on what the exchange has done so far. Commands reach
+The workload (trading.workload.OrderFlow) is a pure function of the seed: which user,
+market and order come next, and which order a cancel targets (one of the last few this run
+placed for that user and market, open or not), never depend on what the exchange has done
+so far. Commands reach
 each market's input stream in the same order on every run, so the deterministic engine
 gives the same trades and final order states; only a cancel whose order had already ended
 may be refused here on one run and rejected by the engine on another: same effect.
@@ -24,7 +25,6 @@ on their client order id), and the final wait tolerates the outage the same way.
 from __future__ import annotations
 
 import contextlib
-import random
 import threading
 import time
 from collections import Counter
@@ -50,10 +50,9 @@ from trading.models import Order, Trade
 from trading.services.orders import cancel_order, place_order
 from trading.services.outbox import sweep_outbox
 from trading.settlement_loop import is_caught_up, run_settlement_loop
-from trading.validation import OrderSpec
+from trading.workload import LOT, MID, TICK, Cancel, OrderFlow
 
 D = Decimal
-TICK, LOT, MID = D("0.01"), D("0.001"), D("100")
 _T = TypeVar("_T")
 
 # What an outage of PostgreSQL or Redis raises at the caller: the call is retried on a new
@@ -68,9 +67,6 @@ OUTAGE_ERRORS: tuple[type[Exception], ...] = (
 # few seconds costs at most about a cap's worth of extra waiting.
 RETRY_FIRST_DELAY = 0.05
 RETRY_MAX_DELAY = 1.0
-# A cancel targets one of the user's last few orders in that market (open or not): recent
-# enough that many are still resting or even still on their way to the engine.
-CANCEL_RECENT = 8
 
 
 def _asset(code: str, decimals: int) -> Asset:
@@ -117,29 +113,6 @@ def _users(count: int, seed: int, markets: list[Market]) -> list[User]:
             )
         users.append(user)
     return users
-
-
-def _spec(rng: random.Random, n: int, seed: int) -> OrderSpec:
-    side = rng.choice(("buy", "sell"))
-    quantity = LOT * rng.randint(10, 300)
-    price = MID + TICK * rng.randint(-25, 25)
-    coid = f"sim{seed}-{n}"
-    roll = rng.random()
-    if roll < 0.70:
-        return OrderSpec(side=side, price=price, quantity=quantity, client_order_id=coid)
-    if roll < 0.85:
-        tif = "ioc" if roll < 0.78 else "fok"
-        return OrderSpec(
-            side=side, price=price, quantity=quantity, time_in_force=tif, client_order_id=coid
-        )
-    if side == "buy":
-        return OrderSpec(
-            side="buy",
-            order_type="market",
-            client_order_id=coid,
-            quote_amount=(MID * quantity).quantize(D("0.01")),
-        )
-    return OrderSpec(side="sell", order_type="market", quantity=quantity, client_order_id=coid)
 
 
 def _reset_connection() -> None:
@@ -211,42 +184,43 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         seed, patience = options["seed"], options["outage_patience"]
-        rng = random.Random(seed)  # noqa: S311 - a reproducible workload
         markets, users = call_through_outages(
             lambda: self._set_up(options["markets"], options["users"], seed), patience=patience
         )
         if options["setup_only"]:
             self.stdout.write(f"set up {len(markets)} markets and {len(users)} users")
             return
+        flow = OrderFlow(
+            seed=seed,
+            users=len(users),
+            markets=len(markets),
+            cancel_share=options["cancel_share"],
+        )
         stop = threading.Event()
         threads = self._start_loops(markets, stop) if options["inline"] else []
         started = time.monotonic()
         counts = {"placed": 0, "cancels": 0, "refused": 0}
         self.refusals: Counter[str] = Counter()
-        # The orders this run placed, per (user, market): cancel targets come from here, so
-        # the choice depends on the seed alone, not on which orders happen to be open.
-        placed: dict[tuple[int, int], list[str]] = {}
         try:
             for n in range(options["orders"]):
                 if options["rate"] > 0:
                     self._pace(started, n, options["rate"])
-                user, market = rng.choice(users), rng.choice(markets)
-                mine = placed.setdefault((user.pk, market.pk), [])
-                if rng.random() < options["cancel_share"] and mine:
-                    target = rng.choice(mine[-CANCEL_RECENT:])
+                op = flow.next()
+                user, market = users[op.user], markets[op.market]
+                if isinstance(op, Cancel):
                     outcome = self._send(
-                        partial(cancel_order, user=user, client_order_id=target), patience
+                        partial(cancel_order, user=user, client_order_id=op.client_order_id),
+                        patience,
                     )
                     counts["cancels" if outcome else "refused"] += 1
                     continue
-                spec = _spec(rng, n, seed)
                 order = self._send(
-                    partial(place_order, user=user, market=market, spec=spec), patience
+                    partial(place_order, user=user, market=market, spec=op.spec), patience
                 )
                 if order is None:
                     counts["refused"] += 1
                 else:
-                    mine.append(order.client_order_id)
+                    flow.accepted(op)
                     counts["placed"] += 1
             self._wait(markets, options["timeout"], patience)
         finally:
