@@ -120,3 +120,17 @@ def _to_decimal(raw: object, *, field: str) -> Decimal:
         return Decimal(raw)
     except InvalidOperation as exc:  # unreachable after the regex; kept as a fence
         raise InvalidAmount("Amount is not a number.", field=field) from exc
+
+
+def format_amount(value: Decimal, decimals: int) -> str:
+    """`value` as plain text with the asset's `decimals` places: 0.5 BTC -> "0.50000000".
+
+    For display only. Never rounds: a value with more places than the asset (a ledger
+    rounding row) shows all of them, so what is on screen always adds up. No exponent, no
+    thousands separator, "-0" shows as "0".
+    """
+    places = max(decimals, decimal_places(value))
+    with money_context():
+        exact = value.quantize(Decimal(1).scaleb(-places))
+    text = format(exact, "f")
+    return text[1:] if text.startswith("-") and not exact else text

@@ -2,34 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
-from django.utils.translation import gettext_lazy as _
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
-from accounts.models import User
-from exchange.errors import DomainError
+from exchange.admin import AssetAmountsAdmin, ReadOnlyAdmin, apply_to_each, staff_user
 from trading.models import Order, OutboxEntry, Trade
 from trading.services.orders import cancel_order
 
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Rows written only by services: staff may look, never add, edit or delete."""
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
+# Prices and fees are counted in the quote asset, quantities in the base asset.
+_IN_QUOTE = "market.quote"
+_IN_BASE = "market.base"
 
 
 @admin.register(Order)
-class OrderAdmin(ReadOnlyAdmin):
+class OrderAdmin(AssetAmountsAdmin, ReadOnlyAdmin):
     list_display = (
         "id",
         "user",
@@ -44,31 +33,46 @@ class OrderAdmin(ReadOnlyAdmin):
     )
     list_filter = ("status", "side", "order_type", "market")
     search_fields = ("=id", "client_order_id", "user__email")
-    list_select_related = ("user", "market")
+    list_select_related = ("user", "market__base", "market__quote")
     raw_id_fields = ("user",)
     actions = ("cancel_selected",)
+    asset_amounts = (
+        ("price", _IN_QUOTE),
+        ("stop_price", _IN_QUOTE),
+        ("quantity", _IN_BASE),
+        ("quote_amount", _IN_QUOTE),
+        ("filled_quantity", _IN_BASE),
+        ("filled_quote", _IN_QUOTE),
+        ("fee_paid", _IN_QUOTE),
+        ("hold_amount", "hold_asset"),
+        ("hold_remaining", "hold_asset"),
+    )
 
-    @admin.action(description=_("Cancel selected open orders"), permissions=["view"])
+    @admin.action(description=gettext_lazy("Cancel selected open orders"), permissions=["view"])
     def cancel_selected(self, request: HttpRequest, queryset: QuerySet[Order]) -> None:
-        actor = request.user
-        assert isinstance(actor, User)  # noqa: S101 - the admin requires a logged-in staff user
-        sent = 0
-        for order in queryset.select_related("user").order_by("pk"):
-            try:
-                cancel_order(user=order.user, order_id=order.pk, actor=actor)
-            except DomainError as exc:
-                self.message_user(request, f"#{order.pk}: {exc.message}", level=messages.WARNING)
-            else:
-                sent += 1
-        self.message_user(request, _("%(n)d cancel request(s) sent to the engine.") % {"n": sent})
+        actor = staff_user(request)
+        apply_to_each(
+            request,
+            queryset.select_related("user").order_by("pk"),
+            lambda order: cancel_order(user=order.user, order_id=order.pk, actor=actor),
+            label=lambda order: f"#{order.pk}",
+            success=_("%(count)d cancel request(s) sent to the engine."),
+        )
 
 
 @admin.register(Trade)
-class TradeAdmin(ReadOnlyAdmin):
+class TradeAdmin(AssetAmountsAdmin, ReadOnlyAdmin):
     list_display = ("id", "market", "seq", "price", "quantity", "taker_side", "created_at")
     list_filter = ("market",)
     search_fields = ("=seq", "=buy_order__id", "=sell_order__id")
-    list_select_related = ("market",)
+    list_select_related = ("market__base", "market__quote")
+    asset_amounts = (
+        ("price", _IN_QUOTE),
+        ("quantity", _IN_BASE),
+        ("quote_quantity", _IN_QUOTE),
+        ("maker_fee", _IN_QUOTE),
+        ("taker_fee", _IN_QUOTE),
+    )
 
 
 @admin.register(OutboxEntry)

@@ -6,6 +6,9 @@ from decimal import Decimal
 
 from django import template
 
+from accounts.amounts import format_amount
+from accounts.models import Asset
+
 register = template.Library()
 
 
@@ -18,3 +21,11 @@ def amount(value: Decimal | None) -> str:
         value = Decimal(str(value))
     text = format(value.normalize(), "f")
     return "0" if text in ("-0", "0") else text
+
+
+@register.filter
+def asset_amount(value: Decimal | None, asset: Asset) -> str:
+    """The amount with its asset's places: `{{ w.amount|asset_amount:w.asset }}` -> "0.50000000"."""
+    if value is None:
+        return ""
+    return format_amount(value, asset.decimals)
