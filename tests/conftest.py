@@ -1,16 +1,65 @@
-"""Shared fixtures: the personas (alice, bob, mallory, staff) and the demo assets."""
+"""Shared fixtures: the personas (alice, bob, mallory, staff), the demo assets, the auditor.
+
+Every test under tests/accounts and tests/trading that touches the database ends with the
+ledger auditor (`run_ledger_checks`, with trading's hold source and order checks registered
+in settings): a scenario that leaves drift fails even if its own asserts passed. Tests that
+inject drift on purpose request the `ledger_drift` fixture to opt out.
+"""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from accounts.checks import run_ledger_checks
 from accounts.models import Asset, Balance, JournalEntry, Posting, User, Withdrawal
 
 PASSWORD = "correct horse battery staple 42"
+TESTS = Path(__file__).resolve().parent
+# The folders (under tests/) whose database tests end with the ledger audit.
+AUDITED = frozenset({"accounts", "trading"})
+
+
+def assert_ledger_clean() -> None:
+    """Fail with the auditor's full report unless every invariant holds."""
+    report = run_ledger_checks()
+    assert report.ok, report.format()
+
+
+def _audited(request: pytest.FixtureRequest) -> bool:
+    path = Path(request.node.path).resolve()
+    if not path.is_relative_to(TESTS) or path.parent == TESTS:
+        return False
+    if path.relative_to(TESTS).parts[0] not in AUDITED:
+        return False
+    names = request.fixturenames
+    uses_db = request.node.get_closest_marker("django_db") is not None or any(
+        name in names for name in ("db", "transactional_db", "_django_db_helper")
+    )
+    return uses_db and "ledger_drift" not in names
+
+
+@pytest.fixture(autouse=True)
+def _ledger_audit(request: pytest.FixtureRequest) -> Iterator[None]:
+    if not _audited(request):
+        yield
+        return
+    # Set up the database first so it is torn down (rolled back) after the audit, and
+    # settings too: what a fixture registered there (a hold source) still holds at the audit.
+    request.getfixturevalue("_django_db_helper")
+    request.getfixturevalue("settings")
+    yield
+    assert_ledger_clean()
+
+
+@pytest.fixture
+def ledger_drift() -> None:
+    """Marks a test that breaks an invariant on purpose: the end-of-test audit is skipped."""
 
 
 @pytest.fixture

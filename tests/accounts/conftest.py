@@ -1,20 +1,16 @@
-"""Accounts fixtures: assets by code, 2FA, limits and the ledger auditor after every test.
+"""Accounts fixtures: assets by code, 2FA, limits, the journal-based hold source.
 
-Every test in tests/accounts that touches the database ends with the ledger auditor
-(`run_ledger_checks`): a scenario that leaves drift fails even if its own asserts passed.
-Drift-injection tests opt out by requesting the `ledger_drift` fixture.
+The ledger auditor after every database test (opt-out: `ledger_drift`) is in tests/conftest.py.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
 import pytest
 from allauth.mfa.models import Authenticator
 
-from accounts.checks import run_ledger_checks
 from accounts.models import (
     Asset,
     KycLevel,
@@ -22,33 +18,6 @@ from accounts.models import (
     User,
     WithdrawalLimit,
 )
-
-
-def assert_ledger_clean() -> None:
-    """Fail with the auditor's full report unless every invariant holds."""
-    report = run_ledger_checks()
-    assert report.ok, report.format()
-
-
-@pytest.fixture(autouse=True)
-def _ledger_audit(request: pytest.FixtureRequest) -> Iterator[None]:
-    names = request.fixturenames
-    uses_db = request.node.get_closest_marker("django_db") is not None or any(
-        name in names for name in ("db", "transactional_db", "_django_db_helper")
-    )
-    if not uses_db or "ledger_drift" in names:
-        yield
-        return
-    # Set up the database fixture first so it is torn down (rolled back) after the audit.
-    request.getfixturevalue("_django_db_helper")
-    request.getfixturevalue("settings")  # restored after the audit, not before
-    yield
-    assert_ledger_clean()
-
-
-@pytest.fixture
-def ledger_drift() -> None:
-    """Marks a test that injects drift on purpose: the end-of-test audit is skipped."""
 
 
 def enable_totp(user: User) -> Authenticator:

@@ -1,8 +1,6 @@
-"""Trading fixtures: three markets with realistic rules, Redis isolation, the auditor.
+"""Trading fixtures: three markets with realistic rules, Redis isolation.
 
-Every trading test that touches the database ends with the ledger auditor
-(accounts.checks.run_ledger_checks, with trading's hold source and order checks registered
-in settings). Tests that inject drift on purpose request `ledger_drift` to opt out.
+The ledger auditor after every database test (opt-out: `ledger_drift`) is in tests/conftest.py.
 """
 
 from __future__ import annotations
@@ -15,7 +13,6 @@ import pytest
 import redis
 from django.conf import settings
 
-from accounts.checks import run_ledger_checks
 from accounts.models import Asset
 from markets.models import Market, MarketStatus
 from tests.conftest import ledger_snapshot
@@ -24,36 +21,11 @@ from trading.redis import get_redis, reset_redis_clients
 from trading.services.accept_batch import stop_batcher
 
 
-def assert_ledger_clean() -> None:
-    """Fail with the auditor's full report unless every invariant holds."""
-    report = run_ledger_checks()
-    assert report.ok, report.format()
-
-
-@pytest.fixture(autouse=True)
-def _ledger_audit(request: pytest.FixtureRequest) -> Iterator[None]:
-    names = request.fixturenames
-    uses_db = request.node.get_closest_marker("django_db") is not None or any(
-        name in names for name in ("db", "transactional_db", "_django_db_helper")
-    )
-    if not uses_db or "ledger_drift" in names:
-        yield
-        return
-    request.getfixturevalue("_django_db_helper")  # set up first, torn down after the audit
-    yield
-    assert_ledger_clean()
-
-
 @pytest.fixture(scope="session", autouse=True)
 def _stop_accept_batcher(django_db_setup: None) -> Iterator[None]:
     """The accept batcher's thread keeps a connection: close it before the test DB is dropped."""
     yield
     stop_batcher()
-
-
-@pytest.fixture
-def ledger_drift() -> None:
-    """Marks a test that breaks an invariant on purpose: the end-of-test audit is skipped."""
 
 
 @pytest.fixture
