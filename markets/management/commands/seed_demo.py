@@ -2,6 +2,10 @@
 
 Idempotent: rows are created only when missing and deposits are credited once per fixed
 external reference, so running it again keeps every change made since.
+
+The demo users' addresses (@exchange.localhost) receive no mail, so the seed marks them
+verified: allauth refuses to add a second factor while an address is unverified, and
+without 2FA there are no withdrawals. A real sign-up still verifies by email.
 """
 
 from __future__ import annotations
@@ -9,6 +13,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+from allauth.account.models import EmailAddress
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
@@ -117,5 +122,8 @@ class Command(BaseCommand):
                     is_superuser=is_staff,
                     kyc_level=level,
                 )
+            EmailAddress.objects.update_or_create(
+                user=user, email=email, defaults={"verified": True, "primary": True}
+            )
             users.append(user)
         return users
