@@ -12,7 +12,7 @@ FIELDS = ("NAME", "USER", "PASSWORD", "HOST", "PORT")
 
 
 def _parsed(url: str) -> dict[str, object]:
-    parsed = dj_database_url.parse(url)
+    parsed: dict[str, object] = dict(dj_database_url.parse(url))
     return {**{key: parsed[key] for key in FIELDS}, "OPTIONS": parsed.get("OPTIONS") or {}}
 
 
@@ -44,6 +44,6 @@ def test_name_is_replaced_and_nothing_else():
 def test_suite_connection_round_trips():
     settings_dict = connection.settings_dict
 
-    parsed = dj_database_url.parse(database_url(settings_dict))
+    parsed: dict[str, object] = dict(dj_database_url.parse(database_url(settings_dict)))
 
     assert {key: parsed[key] for key in FIELDS} == {key: settings_dict[key] or "" for key in FIELDS}

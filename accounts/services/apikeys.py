@@ -4,8 +4,8 @@ Two key types, both Binance-compatible:
 
 - HMAC: the server generates the key id and the secret. HMAC needs the plaintext secret
   to verify, so it cannot be hashed like a password: it is stored encrypted with Fernet
-  (settings.API_KEY_ENCRYPTION_KEY) and shown to the user exactly once, as the return value
-  of `create_api_key`.
+  (settings.API_KEY_ENCRYPTION_KEY, rotatable: exchange/encryption.py) and shown to the user
+  exactly once, as the return value of `create_api_key`.
 - Ed25519: the user generates the key pair and pastes the PEM public key; the server keeps
   only that, so a database leak reveals nothing that can sign.
 
@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.fernet import Fernet
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from django.conf import settings
@@ -38,6 +37,7 @@ from accounts.errors import AccountFrozen, InvalidInput, NotFound, PermissionDen
 from accounts.models import ApiKey, ApiKeyType, User
 from accounts.services.audit import ActorContext, record_audit
 from accounts.services.twofactor import verify_totp_code
+from exchange.encryption import fernet_for
 
 logger = logging.getLogger(__name__)
 
@@ -190,12 +190,13 @@ def parse_ip_allowlist(entries: Sequence[str]) -> list[str]:
 
 def encrypt_secret(secret: str) -> bytes:
     """Encrypt an HMAC secret for storage (Fernet: AES-128-CBC + HMAC-SHA256, timestamped)."""
-    return Fernet(settings.API_KEY_ENCRYPTION_KEY).encrypt(secret.encode("ascii"))
+    return fernet_for(settings.API_KEY_ENCRYPTION_KEY).encrypt(secret.encode("ascii"))
 
 
 def decrypt_secret(token: bytes | memoryview) -> str:
-    """Decrypt a stored HMAC secret. Only signature verification calls this."""
-    return Fernet(settings.API_KEY_ENCRYPTION_KEY).decrypt(bytes(token)).decode("ascii")
+    """Decrypt a stored HMAC secret (any configured key). Only signature verification calls
+    this; a token no key opens raises cryptography's InvalidToken."""
+    return fernet_for(settings.API_KEY_ENCRYPTION_KEY).decrypt(bytes(token)).decode("ascii")
 
 
 def _apply_revoke(*, api_key: ApiKey, actor: User, context: ActorContext | None) -> ApiKey:

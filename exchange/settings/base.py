@@ -13,6 +13,7 @@ from pathlib import Path
 import dj_database_url
 from django.utils.translation import gettext_lazy as _
 
+from exchange.encryption import parse_fernet_keys
 from exchange.env import EnvError, env_bool, env_int, env_list, env_secret, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
@@ -150,6 +151,8 @@ ACCOUNT_LOGOUT_ON_GET = False
 ACCOUNT_RATE_LIMITS = {"login_failed": "10/m/ip,5/5m/key"}
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
 MFA_TOTP_ISSUER = env_str("MFA_TOTP_ISSUER", "Exchange")
+# TOTP secrets and recovery-code seeds are stored encrypted (accounts/mfa_adapter.py).
+MFA_ADAPTER = "accounts.mfa_adapter.EncryptingMFAAdapter"
 
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "no-reply@exchange.localhost")
@@ -186,10 +189,16 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TIMEZONE = TIME_ZONE
 
-# Encryption key for stored HMAC API secrets (a Fernet key: 32 url-safe base64 bytes).
+# Encryption keys for stored HMAC API secrets and for MFA secrets (TOTP, recovery-code seed):
+# Fernet keys (32 url-safe base64 bytes), comma-separated newest first to rotate
+# (exchange/encryption.py). MFA_ENCRYPTION_KEY defaults to the API key's value; set it to
+# keep the two apart. Parsed here, so a malformed key stops start-up with its name.
 API_KEY_ENCRYPTION_KEY = env_secret(
     "API_KEY_ENCRYPTION_KEY", dev_default="ZGV2LW9ubHkta2V5LWNoYW5nZS1tZS0wMTIzNDU2Nzg="
 )
+parse_fernet_keys("API_KEY_ENCRYPTION_KEY", API_KEY_ENCRYPTION_KEY)
+MFA_ENCRYPTION_KEY = env_str("MFA_ENCRYPTION_KEY", API_KEY_ENCRYPTION_KEY)
+parse_fernet_keys("MFA_ENCRYPTION_KEY", MFA_ENCRYPTION_KEY)
 API_SIGNATURE_MAX_RECV_WINDOW_MS = 60_000
 API_SIGNATURE_DEFAULT_RECV_WINDOW_MS = 5_000
 
