@@ -2,11 +2,12 @@
 
 Every balance change in the system goes through `apply_moves`: one JournalEntry, each
 touched balance row locked once in primary-key order and updated once with a guard in the
-WHERE clause, and the postings inserted in one statement. The one exception is `hold_funds`,
-the per-order hot path: the same entry and postings for its single balance row, written by
-one prepared statement whose guarded UPDATE is also the row lock. The database is the second
-fence: CHECK constraints on balances, append-only postings, and a deferred trigger that
-refuses an unbalanced entry at COMMIT (migration 0002).
+WHERE clause, and the postings inserted in one statement. The exception is the holds of the
+order hot path (accounts.services.holds: `hold_funds`, re-exported here, `hold_funds_many`):
+the same entries and postings, written by prepared statements whose guarded UPDATE checks
+the same bounds. The database is the second fence: CHECK constraints on balances,
+append-only postings, and a deferred trigger that refuses an unbalanced entry at COMMIT
+(migration 0002).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.db import connection, transaction
+from django.db import connection
 from django.utils import timezone
 
 from accounts.amounts import LEDGER_DECIMALS, decimal_places, money_context, parse_amount
@@ -31,7 +32,8 @@ from accounts.models import (
     JournalEntry,
     User,
 )
-from exchange.db import PreparedStatement
+from accounts.services.holds import hold_funds as hold_funds  # its callers import it here
+from accounts.services.holds import require_atomic
 
 ZERO = Decimal("0")
 SYSTEM_KINDS = frozenset({BalanceKind.FEES, BalanceKind.ROUNDING, BalanceKind.EXTERNAL})
@@ -75,11 +77,6 @@ class Move:
             raise ValueError(f"delta {self.delta} is finer than the ledger's 18 decimals")
 
 
-def _require_atomic() -> None:
-    if not transaction.get_connection().in_atomic_block:
-        raise RuntimeError("ledger writes must run inside the caller's transaction.atomic()")
-
-
 def apply_moves(
     *, kind: EntryKind | str, ref: str, moves: Sequence[Move], memo: str = ""
 ) -> JournalEntry:
@@ -94,7 +91,7 @@ def apply_moves(
     Precondition: runs inside the caller's transaction (asserted). Cost is a constant
     number of statements whatever the number of moves (3, or up to 6 when rows are created).
     """
-    _require_atomic()
+    require_atomic()
     with money_context():  # sums of 36-digit amounts must not round
         return _apply(kind=kind, ref=ref, moves=moves, memo=memo)
 
@@ -313,84 +310,6 @@ def ensure_balances(*, user_ids: Collection[int], asset_id: int) -> dict[int, in
         "user_id", "pk"
     )
     return {user_id: pk for user_id, pk in rows if user_id is not None}
-
-
-# The hold of one user's asset as one statement: the guarded UPDATE takes the row lock
-# (FOR NO KEY UPDATE, as lock_balance_rows would) and re-checks `available` after any
-# wait, and the entry and its two postings are inserted only if it matched. Raw SQL
-# because this runs once per accepted order: apply_moves' general path (lock SELECT,
-# entry INSERT, UPDATE, postings INSERT) costs four round trips for the same effect.
-# The triggers of migration 0002 still check the entry (same transaction, balanced).
-_HOLD = PreparedStatement(
-    "accounts_hold_funds",
-    """
-WITH held AS (
-    UPDATE accounts_balance
-    SET available = available - %(amount)s, locked = locked + %(amount)s, updated_at = %(now)s
-    WHERE user_id = %(user_id)s AND asset_id = %(asset_id)s AND available >= %(amount)s
-    RETURNING id, asset_id
-), entry AS (
-    INSERT INTO accounts_journalentry (kind, ref, memo, created_at)
-    SELECT %(kind)s, %(ref)s, '', %(now)s FROM held
-    RETURNING id
-), postings AS (
-    INSERT INTO accounts_posting (entry_id, balance_id, asset_id, bucket, amount)
-    SELECT entry.id, held.id, held.asset_id, p.bucket, p.amount
-    FROM entry, held,
-         (VALUES ('available', %(debit)s::numeric), ('locked', %(amount)s::numeric))
-             AS p(bucket, amount)
-)
-SELECT id FROM entry
-""",
-)
-
-
-def hold_funds(
-    *,
-    user: User,
-    asset: Asset,
-    amount: Decimal,
-    ref: str,
-    kind: EntryKind = EntryKind.ORDER_HOLD,
-) -> JournalEntry:
-    """Move `amount` of the user's asset from available to locked and journal it.
-
-    `ref` is an opaque string ("order:42"): accounts never imports trading. `amount` must
-    be positive with at most `asset.decimals` places (InvalidAmount). Raises
-    InsufficientFunds when available is short (or the user has no balance row); the
-    guarded UPDATE makes a concurrent overdraw impossible. Same entry and postings as
-    `apply_moves` with the two moves, in one statement.
-
-    Precondition: runs inside the caller's transaction, which must roll back on error.
-    """
-    amount = parse_amount(amount, asset=asset)
-    _require_atomic()
-    if len(ref) > 64:
-        raise ValueError("ref is at most 64 characters")
-    now = timezone.now()
-    with connection.cursor() as cursor:
-        _HOLD.execute(
-            cursor,
-            {
-                "amount": amount,
-                "debit": amount.copy_negate(),  # exact; unary minus would round to 28 digits
-                "now": now,
-                "user_id": user.pk,
-                "asset_id": asset.pk,
-                "kind": str(kind),
-                "ref": ref,
-            },
-        )
-        row = cursor.fetchone()
-    if row is None:
-        raise InsufficientFunds(
-            f"Insufficient available {asset.code}: {amount} requested.",
-            asset=asset.code,
-            requested=amount,
-        )
-    entry = JournalEntry(id=row[0], kind=kind, ref=ref, memo="", created_at=now)
-    entry._state.adding, entry._state.db = False, connection.alias
-    return entry
 
 
 def release_hold(
