@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from django.db import transaction
+from django.db import connection, transaction
 
 from accounts.models import User
 from accounts.services.audit import ActorContext, record_audit
 from markets.errors import InvalidMarketRules
 from markets.models import Market, MarketStatus
+from markets.sql import last_price_update
 
 # Rules staff may edit on a live market. tick_size and lot_size are not among them: resting
 # orders are integers of ticks and lots inside the engine, so changing either would reprice
@@ -77,6 +78,16 @@ def resume_market(
     return set_market_status(
         market=market, status=MarketStatus.TRADING, actor=actor, reason=reason, context=context
     )
+
+
+def set_last_price(*, market_id: int, price: Decimal | None) -> None:
+    """Set the market's last trade price (None: leave it). Settlement embeds the same
+    UPDATE (markets.sql.last_price_update) in its batch statement instead of calling this.
+
+    Precondition: inside the transaction that wrote the trade.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(last_price_update(), {"market_id": market_id, "last_price": price})
 
 
 def update_market_rules(

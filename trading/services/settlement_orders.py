@@ -23,6 +23,7 @@ from django.db import connection
 
 from exchange.db import PreparedStatement
 from exchange.pgarray import int_array, text_array
+from markets.sql import last_price_update
 from trading.models import TERMINAL_STATUSES, OrderStatus
 
 _TERMINAL = frozenset(str(s) for s in TERMINAL_STATUSES)
@@ -81,14 +82,17 @@ _CURSOR_COLUMNS = 10
 
 
 # One statement for the whole batch's writes but the ledger's (data-modifying CTEs): the
-# trades, the order rows, the market's last price and the cursor. Trades reference the
-# orders updated beside them: their FK checks run at the statement's end, in this
-# transaction, so they see the updated rows. It runs before apply_moves: the balance rows
-# apply_moves locks are shared by every market of the quote asset (the fee and rounding
-# rows by all of them), so their lock is held only for the ledger statements and COMMIT.
+# trades, the order rows, the market's last price (markets' own UPDATE, embedded) and the
+# cursor. Trades reference the orders updated beside them: their FK checks run at the
+# statement's end, in this transaction, so they see the updated rows. It runs before
+# apply_moves: the balance rows apply_moves locks are shared by every market of the quote
+# asset (the fee and rounding rows by all of them), so their lock is held only for the
+# ledger statements and COMMIT.
 _WRITE = PreparedStatement(
     "trading_settle_write",
-    """
+    "".join(
+        (
+            """
 WITH trades AS (
     INSERT INTO trading_trade (market_id, seq, maker_order_id, taker_order_id, buy_order_id,
         sell_order_id, price, quantity, quote_quantity, taker_side, maker_fee, taker_fee,
@@ -115,13 +119,16 @@ WITH trades AS (
               accepted_seq, reject_reason)
     WHERE o.id = v.id
 ), market AS (
-    UPDATE markets_market SET last_price = %(last_price)s
-    WHERE id = %(market_id)s AND %(last_price)s::numeric IS NOT NULL
+""",
+            last_price_update(),
+            """
 )
 UPDATE trading_settlementcursor
 SET last_seq = %(last_seq)s, fence_token = %(fence_token)s, updated_at = %(now)s
 WHERE market_id = %(market_id)s
 """,
+        )
+    ),
 )
 
 # Stop triggers, a statement of their own (only batches with a trigger run it). The rows
