@@ -26,7 +26,7 @@ from accounts.models import EntryKind, JournalEntry, Posting
 from tests.conftest import balance_of, fund
 from trading.errors import DuplicateClientOrderId
 from trading.models import Order, OutboxEntry
-from trading.services import accept_batch
+from trading.services import accept_batch, accept_write
 from trading.services.accept_batch import AcceptBatcher, get_batcher, stop_batcher
 from trading.services.orders import OrderSpec, place_order
 from trading.services.outbox import sweep_outbox
@@ -219,13 +219,15 @@ def test_a_failed_batch_falls_back_to_one_transaction_per_order(
 ):
     fund(alice, assets["USDT"], HOLD)
     fund(bob, assets["USDT"], HOLD)
-    original = accept_batch._insert_orders
+    original = accept_write._insert_orders
 
-    def insert_then_fail(*args, **kwargs):  # type: ignore[no-untyped-def]
-        original(*args, **kwargs)
-        raise IntegrityError("simulated: a concurrent insert won a unique key")
+    def insert_then_fail(cursor, held, **kwargs):  # type: ignore[no-untyped-def]
+        written = original(cursor, held, **kwargs)
+        if len(held) > 1:  # the batch; the fallback's batches of one go through
+            raise IntegrityError("simulated: a concurrent insert won a unique key")
+        return written
 
-    monkeypatch.setattr(accept_batch, "_insert_orders", insert_then_fail)
+    monkeypatch.setattr(accept_write, "_insert_orders", insert_then_fail)
     fallbacks = get_batcher().stats.fallbacks
 
     first, refused, other = in_one_batch(
