@@ -4,9 +4,10 @@ scopes with step-up for withdraw, IP allowlist, Ed25519, frozen users, revocatio
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
+from cryptography.fernet import Fernet
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.rsa import generate_private_key
@@ -21,6 +22,7 @@ from accounts.models import ApiKey, AuditLog, User
 from accounts.services.apikeys import (
     create_api_key,
     decrypt_secret,
+    encrypt_secret,
     list_api_keys,
     parse_ip_allowlist,
     revoke_api_key,
@@ -341,3 +343,14 @@ def test_list_holds_only_the_users_keys(alice: User, mallory: User) -> None:
     create_api_key(user=mallory, label="m")
 
     assert [key.label for key in list_api_keys(user=alice)] == ["a"]
+
+
+def test_secret_survives_a_key_rotation(settings: Any) -> None:
+    old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    settings.API_KEY_ENCRYPTION_KEY = old
+    stored = encrypt_secret("S" * 64)
+
+    settings.API_KEY_ENCRYPTION_KEY = f"{new},{old}"  # the new key first, the old one still read
+
+    assert decrypt_secret(stored) == "S" * 64
+    assert Fernet(new.encode()).decrypt(encrypt_secret("T" * 64)) == b"T" * 64
