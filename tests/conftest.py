@@ -8,7 +8,6 @@ inject drift on purpose request the `ledger_drift` fixture to opt out.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -18,8 +17,10 @@ import pytest
 
 from accounts.checks import run_ledger_checks
 from accounts.models import Asset, Balance, JournalEntry, Posting, User, Withdrawal
+from tests.factories import PASSWORD as PASSWORD  # re-exported: tests import it from here
+from tests.factories import AssetFactory, UserFactory
+from tests.factories import fund as fund  # re-exported: tests import it from here
 
-PASSWORD = "correct horse battery staple 42"
 TESTS = Path(__file__).resolve().parent
 # The folders (under tests/) whose database tests end with the ledger audit.
 AUDITED = frozenset({"accounts", "trading"})
@@ -72,13 +73,14 @@ def assets(db: None) -> dict[str, Asset]:
         ("IRT", "Toman", 0),
     ]
     return {
-        code: Asset.objects.get_or_create(code=code, defaults={"name": name, "decimals": dec})[0]
-        for code, name, dec in specs
+        code: AssetFactory.create(code=code, name=name, decimals=decimals)
+        for code, name, decimals in specs
     }
 
 
 def make_user(email: str, **extra: object) -> User:
-    return User.objects.create_user(email=email, password=PASSWORD, **extra)
+    """A user with the test password (UserFactory)."""
+    return UserFactory.create(email=email, **extra)
 
 
 @pytest.fixture
@@ -103,18 +105,6 @@ def mallory(db: None) -> User:
 def staff(db: None) -> User:
     """A staff member (2FA set up by tests that need the admin)."""
     return make_user("staff@example.com", is_staff=True, is_superuser=True)
-
-
-def fund(user: User, asset: Asset, amount: str | Decimal, ref: str | None = None) -> None:
-    """Credit a deposit through the real service."""
-    from accounts.services.deposits import credit_deposit
-
-    credit_deposit(
-        user=user,
-        asset=asset,
-        amount=Decimal(amount),
-        external_ref=ref or f"test-{uuid.uuid4().hex}",
-    )
 
 
 def balance_of(user: User, asset: Asset) -> tuple[Decimal, Decimal]:

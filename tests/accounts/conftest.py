@@ -53,8 +53,8 @@ def limits(usdt: Asset, btc: Asset) -> None:
         (KycLevel.FULL, "1000000"),
     ]:
         WithdrawalLimit.objects.create(asset=usdt, kyc_level=level, daily_amount=Decimal(amount))
-    for level in KycLevel.values:
-        WithdrawalLimit.objects.create(asset=btc, kyc_level=level, daily_amount=Decimal("10"))
+    for value in KycLevel.values:
+        WithdrawalLimit.objects.create(asset=btc, kyc_level=value, daily_amount=Decimal("10"))
 
 
 @pytest.fixture

@@ -14,8 +14,9 @@ import redis
 from django.conf import settings
 
 from accounts.models import Asset
-from markets.models import Market, MarketStatus
+from markets.models import Market
 from tests.conftest import ledger_snapshot
+from tests.factories import MarketFactory
 from trading.models import Order, OutboxEntry
 from trading.redis import get_redis, reset_redis_clients
 from trading.services.accept_batch import stop_batcher
@@ -46,21 +47,8 @@ def redis_db() -> Iterator[redis.Redis]:
 
 
 def make_market(symbol: str, base: Asset, quote: Asset, **rules: Any) -> Market:
-    """A TRADING market; `rules` override the defaults."""
-    fields: dict[str, Any] = {
-        "tick_size": Decimal("0.01"),
-        "lot_size": Decimal("0.0001"),
-        "min_quantity": Decimal("0.0001"),
-        "max_quantity": Decimal("1000"),
-        "min_notional": Decimal("5"),
-        "maker_fee": Decimal("0.001"),
-        "taker_fee": Decimal("0.002"),
-        "price_band_pct": Decimal("10"),
-        "status": MarketStatus.TRADING,
-        "last_price": None,
-    }
-    fields.update(rules)
-    return Market.objects.create(symbol=symbol, base=base, quote=quote, **fields)
+    """A TRADING market (MarketFactory's rules); `rules` override them."""
+    return MarketFactory.create(symbol=symbol, base=base, quote=quote, **rules)
 
 
 @pytest.fixture
