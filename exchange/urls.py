@@ -1,9 +1,33 @@
 """URL routes of the web UI, the admin and the APIs."""
 
+from __future__ import annotations
+
+from functools import cache
+
+from django.conf import settings
 from django.contrib import admin
+from django.http import HttpRequest, HttpResponse
 from django.urls import include, path
+from django.views.decorators.cache import cache_control
+from django.views.decorators.http import require_safe
+
+FAVICON_MAX_AGE = 7 * 24 * 3600  # a week: the icon changes with a release, if ever
+
+
+@cache
+def _favicon() -> bytes:
+    return (settings.BASE_DIR / "static" / "favicon.ico").read_bytes()
+
+
+@require_safe
+@cache_control(public=True, max_age=FAVICON_MAX_AGE)
+def favicon(request: HttpRequest) -> HttpResponse:
+    """/favicon.ico, which browsers ask for on every page (the admin's included)."""
+    return HttpResponse(_favicon(), content_type="image/x-icon")
+
 
 urlpatterns = [
+    path("favicon.ico", favicon, name="favicon"),
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
     path("i18n/", include("django.conf.urls.i18n")),
