@@ -13,6 +13,17 @@ one readable line; it never repairs. Other apps extend it without accounts impor
   is stalled, so only these see a stall. They run when a caller passes
   `liveness_max_age_seconds` (check_ledger and the periodic auditor do); the tests'
   end-of-scenario audits of quiet data leave them out.
+
+The hidden arrow, on purpose: at run time this module calls into trading (today
+`trading.holds.open_order_holds`, `trading.holds.check_orders` and three functions of
+`trading.liveness`), named as strings in exchange/settings/base.py and loaded with
+`import_string`, so no import statement shows it and import-linter cannot see it. The
+direction is inverted deliberately: accounts sits below trading ("Lower apps do not reach
+up" in pyproject.toml), yet INV-5 needs the holds of open orders, which only trading
+knows. Trading therefore provides them behind the three plain signatures above, and the
+project's settings, which know every app, wire them in. To find every caller-provided
+check, read those three settings; to change one, change its function in trading and keep
+its signature. Tests swap the lists through `settings` (tests/accounts/conftest.py).
 """
 
 from __future__ import annotations
