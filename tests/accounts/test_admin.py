@@ -404,3 +404,53 @@ def test_ledger_and_balances_are_view_only(
         == 403
     )
     assert ApiKey.objects.count() == 0
+
+
+# --- staff decisions carry the staff member's IP (actor_context)
+
+
+@pytest.mark.django_db
+def test_staff_decisions_audit_the_staff_ip(
+    staff_client: Client, staff: User, alice: User, pending_withdrawal: Withdrawal
+) -> None:
+    run_action(staff_client, "user", "set_kyc_identity", [alice.pk])
+    run_action(staff_client, "user", "freeze", [alice.pk])
+    run_action(staff_client, "withdrawal", "approve_selected", [pending_withdrawal.pk])
+    staff_client.post(
+        reverse("admin:accounts_deposit_credit"),
+        {
+            "user": alice.email,
+            "asset": pending_withdrawal.asset.pk,
+            "amount": "1",
+            "external_ref": "bank-780",
+        },
+    )
+
+    rows = AuditLog.objects.filter(
+        action__in=(
+            "user.kyc_level_changed",
+            "user.frozen",
+            "withdrawal.approved",
+            "deposit.credited",
+        )
+    )
+    assert sorted((row.action, row.actor, row.ip_address) for row in rows) == [
+        ("deposit.credited", staff, "127.0.0.1"),
+        ("user.frozen", staff, "127.0.0.1"),
+        ("user.kyc_level_changed", staff, "127.0.0.1"),
+        ("withdrawal.approved", staff, "127.0.0.1"),
+    ]
+
+
+@pytest.mark.django_db
+def test_a_refused_row_is_reported_and_the_others_go_ahead(
+    staff_client: Client, staff: User, alice: User
+) -> None:
+    response = run_action(staff_client, "user", "freeze", [staff.pk, alice.pk])
+
+    alice.refresh_from_db()
+    staff.refresh_from_db()
+    assert (alice.is_frozen, staff.is_frozen) == (True, False)
+    shown = [str(m) for m in response.wsgi_request._messages][-2:]  # type: ignore[attr-defined]
+    assert shown[0] == "1 user(s) frozen."
+    assert shown[1].startswith(f"{staff.email}: ")
