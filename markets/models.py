@@ -33,7 +33,8 @@ class Market(models.Model):
     Prices are multiples of `tick_size`, quantities multiples of `lot_size`; fees are rates
     charged in the quote asset. `price_band_pct` bounds limit prices around `last_price`
     (0 disables the band). TRADING accepts orders and cancels, CANCEL_ONLY only cancels,
-    HALTED refuses both.
+    HALTED refuses both. An unlisted market (`listed` False: simulate's SIM markets, a
+    market being prepared) trades like any other but no user-facing list shows it.
     """
 
     symbol = models.CharField(max_length=32, unique=True)
@@ -56,6 +57,9 @@ class Market(models.Model):
         max_length=12, choices=MarketStatus.choices, default=MarketStatus.TRADING
     )
     last_price = models.DecimalField(**MONEY, null=True, blank=True)
+    listed = models.BooleanField(
+        default=True, help_text=_("Shown to users; unlisted markets are for tests and staff.")
+    )
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -81,9 +81,17 @@ def _private_copy(market: Market, *, status: str, last_price: Decimal | None) ->
     return clone
 
 
-def list_markets(*, tradable_only: bool = False) -> QuerySet[Market]:
-    """All markets by symbol; with `tradable_only`, those accepting new orders."""
+def list_markets(
+    *, tradable_only: bool = False, include_unlisted: bool = False
+) -> QuerySet[Market]:
+    """The listed markets by symbol; with `tradable_only`, those accepting new orders.
+
+    Unlisted markets (simulate's, one being prepared) only with `include_unlisted`: staff
+    and operations views, never a list users see.
+    """
     markets = Market.objects.select_related("base", "quote").order_by("symbol")
+    if not include_unlisted:
+        markets = markets.filter(listed=True)
     if tradable_only:
         markets = markets.filter(status=MarketStatus.TRADING)
     return markets

@@ -1,4 +1,5 @@
-"""The simulate command: a seeded run through the real services ends audited and clean."""
+"""The simulate command: a seeded run through the real services ends audited and clean; a
+seed always draws the same workload; its assets and markets are never shown to users."""
 
 from __future__ import annotations
 
@@ -8,7 +9,13 @@ from typing import Any
 
 import pytest
 from django.core.management import call_command
+from django.test import Client
+from django.urls import reverse
 
+from accounts.selectors import get_asset, list_assets
+from markets.models import Market
+from markets.selectors import list_markets
+from tests.factories import AssetFactory, MarketFactory, funded_user
 from trading.models import OPEN_STATUSES, Order, OrderStatus, Trade
 from trading.workload import Cancel, OrderFlow
 
@@ -121,3 +128,35 @@ def test_the_same_seed_gives_the_same_orders_and_trades(redis_db: Any) -> None:
     assert Order.objects.filter(status=OrderStatus.CANCELED).exists()
     assert second["trades"] == first["trades"]
     assert second["orders"] == first["orders"]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("redis_db", "assets")
+def test_simulated_assets_and_markets_are_never_listed_to_users(client: Client) -> None:
+    call_command("simulate", markets=2, users=2, setup_only=True, stdout=StringIO())
+    trader = funded_user(email="trader@example.com", holdings={get_asset(code="USDT"): "50"})
+
+    home = client.get(reverse("home")).content.decode()
+    client.force_login(trader)
+    wallet = client.get(reverse("wallet")).content.decode()
+
+    for page in (home, wallet):
+        assert "BTC" in page
+        assert "SIM0" not in page
+        assert "SIM1" not in page
+    assert "SIM0" not in [a.code for a in list_assets()]
+    assert [m.symbol for m in list_markets()] == []
+    assert [m.symbol for m in list_markets(include_unlisted=True)] == ["SIM0-USDT", "SIM1-USDT"]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("redis_db")
+def test_a_run_unlists_what_an_older_run_left_listed() -> None:
+    quote = AssetFactory.create(code="USDT", decimals=6)
+    MarketFactory.create(base=AssetFactory.create(code="SIM0"), quote=quote, listed=True)
+
+    call_command("simulate", markets=1, users=1, setup_only=True, stdout=StringIO())
+
+    assert list_assets().filter(code="SIM0").count() == 0
+    assert list_markets().count() == 0
+    assert Market.objects.get(symbol="SIM0-USDT").listed is False

@@ -8,6 +8,10 @@ settlement loops run in threads of this command (``--inline``, the default) or, 
 command is applied and every event settled, runs the ledger auditor and prints a summary.
 Exit status 1 when an invariant is violated.
 
+Its assets and markets (SIM0, SIM0-USDT, ...) are unlisted: run against the demo database
+they never appear on the home page, in a wallet or in a market list (an older run's are
+unlisted by the next one). The users are sim-<seed>-<i>@sim.invalid.
+
 The workload (trading.workload.OrderFlow) is a pure function of the seed: which user,
 market and order come next, and which order a cancel targets (one of the last few this run
 placed for that user and market, open or not), never depend on what the exchange has done
@@ -73,11 +77,25 @@ def _asset(code: str, decimals: int) -> Asset:
     return Asset.objects.get_or_create(code=code, defaults={"name": code, "decimals": decimals})[0]
 
 
+def _unlisted_asset(code: str, decimals: int) -> Asset:
+    """A simulation asset: inactive, so no user-facing list (home page, wallet, withdrawal
+    form) shows it and it can never be withdrawn or transferred; deposits and trading work."""
+    asset = Asset.objects.get_or_create(
+        code=code, defaults={"name": code, "decimals": decimals, "is_active": False}
+    )[0]
+    if asset.is_active:  # created listed by a run before simulate had its namespace
+        Asset.objects.filter(pk=asset.pk).update(is_active=False)
+        asset.is_active = False
+    return asset
+
+
 def _markets(count: int) -> list[Market]:
+    """Simulate's namespace: SIM<k> assets and SIM<k>-USDT markets, all unlisted (USDT is
+    the real quote asset, left as it is)."""
     quote = _asset("USDT", 6)
     markets = []
     for k in range(count):
-        base = _asset(f"SIM{k}", 8)
+        base = _unlisted_asset(f"SIM{k}", 8)
         market, _ = Market.objects.get_or_create(
             symbol=f"SIM{k}-USDT",
             defaults={
@@ -93,8 +111,12 @@ def _markets(count: int) -> list[Market]:
                 "price_band_pct": D("10"),
                 "status": MarketStatus.TRADING,
                 "last_price": MID,
+                "listed": False,
             },
         )
+        if market.listed:  # update(), not save(): the rules and their cache stay as they are
+            Market.objects.filter(pk=market.pk).update(listed=False)
+            market.listed = False
         markets.append(market)
     return markets
 
