@@ -337,11 +337,12 @@ def verify(market_id: int) -> None:
     from markets.models import Market
     from trading.models import Order, OutboxEntry
     from trading.redis import get_redis
+    from trading.streams import input_stream
 
     market = Market.objects.get(pk=market_id)
     orders = Order.objects.filter(market=market).count()
     unpublished = OutboxEntry.objects.filter(published_at__isnull=True).count()
-    stream = get_redis().xlen(market.input_stream)
+    stream = get_redis().xlen(input_stream(market.symbol))
     clean = run_ledger_checks().ok
     print(
         f"verify: {orders} orders, {stream} stream entries, {unpublished} unpublished, "
@@ -353,8 +354,9 @@ def cleanup(*, keep: bool) -> None:
     from django.db import connections
 
     from trading.redis import get_redis
+    from trading.streams import input_stream
 
-    get_redis().delete(f"market:{SYMBOL}:in")
+    get_redis().delete(input_stream(SYMBOL))
     connections.close_all()
     if not keep:
         drop_database()

@@ -212,6 +212,7 @@ def _worker(role: str, symbol: str, seconds: float, log: str) -> None:
 def _inject(commands: dict[str, list[dict]], rate: float) -> dict[int, float]:
     """XADD every market's commands, each market at `rate` per second; return inject times."""
     from trading.redis import get_redis
+    from trading.streams import input_stream
 
     client = get_redis()
     sent: dict[int, float] = {}
@@ -231,7 +232,7 @@ def _inject(commands: dict[str, list[dict]], rate: float) -> dict[int, float]:
         pipe = client.pipeline(transaction=False)
         now = time.time()
         for symbol, cmds in encoded.items():
-            stream = f"market:{symbol}:in"
+            stream = input_stream(symbol)
             for order_id, payload in cmds[offset : offset + INJECT_CHUNK]:
                 pipe.xadd(stream, {"c": payload})
                 sent[order_id] = now

@@ -7,12 +7,15 @@ thread that repeats a *step* until told to stop. ``Worker`` owns that thread::
         "snapshots-BTC-USDT",
         step,                               # () -> bool | None; False ends the thread
         keep_going_on=(DatabaseError,),     # logged, then ``after_error`` and the next step
-        after_error=connection.close,
+        after_error=lambda: connection.close(),
         on_start=use_loop_session_limits,   # on the thread, before the first step
-        on_exit=connection.close,           # on the thread, always, last
+        on_exit=lambda: connection.close(), # on the thread, always, last
     )
     worker.start()                          # again after it ended: a fresh thread
     worker.stop(timeout=30, wake=put_sentinel)  # True once the thread is gone
+
+(Django's ``connection`` is a per-thread proxy: pass ``lambda: connection.close()``, not
+``connection.close``, which is bound to the connection of the thread that built the worker.)
 
 The step decides when the thread ends (it returns False): ``stop`` only sets ``stopping``,
 so work queued before a sentinel is still done. Error policy: an exception listed in

@@ -32,6 +32,7 @@ from redis import Redis
 from redis.exceptions import RedisError
 
 from trading.redis import get_redis
+from trading.streams import lease_key, lease_owner_key, lease_token_key
 
 logger = logging.getLogger(__name__)
 
@@ -90,10 +91,6 @@ RETURNING token
 """
 
 
-def lease_key(role: str, symbol: str) -> str:
-    return f"lease:{role}:{symbol}"
-
-
 def owner_label() -> str:
     """host:pid:thread, for operators reading the ``:owner`` key."""
     return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
@@ -116,8 +113,8 @@ class Lease:
         self, *, role: str, symbol: str, ttl_ms: int | None = None, client: Redis | None = None
     ) -> None:
         self.key = lease_key(role, symbol)
-        self.token_key = f"{self.key}:token"
-        self.owner_key = f"{self.key}:owner"
+        self.token_key = lease_token_key(role, symbol)
+        self.owner_key = lease_owner_key(role, symbol)
         self.ttl_ms = ttl_ms or DEFAULT_TTL_MS
         self.token = 0
         self._client = client or get_redis()

@@ -33,6 +33,7 @@ from accounts.checks import LedgerReport, run_audit
 from markets.models import Market
 from trading.models import Order, OrderStatus, OutboxEntry
 from trading.redis import get_redis
+from trading.streams import entry_last_seq, entry_token, output_stream
 
 StreamEntry = tuple[bytes, dict[bytes, bytes]]
 
@@ -102,9 +103,10 @@ class _Cursor:
     def is_unsettled(self, entry: StreamEntry) -> bool:
         """Settlement still owes this entry: events after the cursor, not from a deposed owner."""
         fields = entry[1]
-        if b"z" not in fields:
+        last = entry_last_seq(fields)
+        if last is None:
             return False
-        return int(fields[b"z"]) > self.last_seq and int(fields.get(b"t", 0)) >= self.fence_token
+        return last > self.last_seq and entry_token(fields) >= self.fence_token
 
 
 def matched_but_unsettled(max_age_seconds: float) -> list[str]:
@@ -131,7 +133,7 @@ def matched_but_unsettled(max_age_seconds: float) -> list[str]:
         for cursor in cursors:
             # The newest entry older than the cutoff: seqs grow with stream ids, so if it is
             # settled, every older entry is too.
-            pipe.xrevrange(_stream(cursor.symbol), max=str(cutoff_ms - 1), min="-", count=1)
+            pipe.xrevrange(output_stream(cursor.symbol), max=str(cutoff_ms - 1), min="-", count=1)
         newest_old = pipe.execute()
         found = []
         for cursor, reply in zip(cursors, newest_old, strict=True):
@@ -145,7 +147,7 @@ def matched_but_unsettled(max_age_seconds: float) -> list[str]:
 def _describe_unsettled(
     client: Any, cursor: _Cursor, newest_old: StreamEntry, now_ms: int, max_age_seconds: float
 ) -> str:
-    last = int(newest_old[1][b"z"])
+    last = entry_last_seq(newest_old[1]) or 0
     oldest_ms = _oldest_unsettled_ms(client, cursor, newest_old)
     return (
         f"{cursor.symbol}: {last - cursor.last_seq} event(s) (seq {cursor.last_seq + 1}..{last})"
@@ -162,7 +164,7 @@ def _oldest_unsettled_ms(client: Any, cursor: _Cursor, newest_old: StreamEntry) 
     false, then true as t grows: about log2(stream span in ms) single-entry reads, and only
     for a market that is already failing the check.
     """
-    stream = _stream(cursor.symbol)
+    stream = output_stream(cursor.symbol)
 
     def first_from(start: str) -> StreamEntry | None:
         reply = client.xrange(stream, min=start, max="+", count=1)
@@ -185,10 +187,6 @@ def _oldest_unsettled_ms(client: Any, cursor: _Cursor, newest_old: StreamEntry) 
         return low
     after = first_from(f"{low + 1}-0")
     return _ms(after or newest_old)
-
-
-def _stream(symbol: str) -> str:
-    return Market(symbol=symbol).output_stream
 
 
 def _ms(entry: StreamEntry) -> int:

@@ -22,16 +22,13 @@ status once per non-empty batch. The gate in force is part of the loop's state (
 carry it) and a change is snapshotted before any command is decided under it, so a replay
 decides every placement as the original run did, whatever the status has become since.
 
-Output entry fields: "e" = JSON list of events, each ``[type, seq, *fields]`` in the event
-dataclass's field order (rejections carry the command type as one more element), "t" = the
-lease token, "a"/"z" = first and last seq in the entry.
+The entries in and out, and every key of a market, are trading.streams' format.
 """
 
 from __future__ import annotations
 
 import contextlib
 import gc
-import json
 import logging
 import queue
 import signal
@@ -49,7 +46,6 @@ from markets.selectors import get_current_market
 from trading.background import Worker
 from trading.dbsession import end_loop_session_limits, use_loop_session_limits
 from trading.engine.commands import BadCommand, PlaceOrder, command_from_dict
-from trading.engine.events import EVENT_TYPES, Rejected
 from trading.lease import Lease, LeaseLost
 from trading.models import EngineSnapshot, SettlementCursor
 from trading.recovery import (
@@ -58,12 +54,24 @@ from trading.recovery import (
     freeze_state,
     load_latest_state,
     oldest_kept_offset,
-    ready_key,
     rebuild_from_database,
     save_snapshot,
 )
 from trading.redis import get_redis
-from trading.streamcodec import decode_command, encode_events, events_codec_fields
+from trading.streams import (
+    SEQ,
+    SETTLEMENT_GROUP,
+    consumed_key,
+    decode_command_entry,
+    encode_command,
+    encode_events_entry,
+    events_from_raw,
+    input_stream,
+    output_stream,
+    ready_key,
+    snapshot_request_key,
+    stream_tail_seq,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -94,36 +102,12 @@ _GATES: dict[str, str] = {
 }
 
 SHUTDOWN = threading.Event()
-_NAMES = {cls: name for name, cls in EVENT_TYPES.items()}
 
 
 def install_signal_handlers() -> None:
     """SIGTERM/SIGINT set the shutdown flag (main thread only, e.g. a management command)."""
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: SHUTDOWN.set())
-
-
-def snapshot_request_key(symbol: str) -> str:
-    return f"market:{symbol}:snapshot-requested"
-
-
-def consumed_key(symbol: str) -> str:
-    """The input-stream id the owner has applied up to (progress, for operators and tests)."""
-    return f"market:{symbol}:consumed"
-
-
-def encode_command_entry(cid: int, payload: dict[str, Any]) -> dict[str, str]:
-    """The input-stream entry for an outbox row (the shape trading.services.outbox writes)."""
-    return {"c": json.dumps({**payload, "cid": cid}, separators=(",", ":"))}
-
-
-def decode_command_entry(fields: dict[bytes, bytes]) -> tuple[int | None, Any]:
-    """(cid, command dict) of an input entry; cid None when the entry carries none."""
-    data = decode_command(fields[b"c"])
-    cid = data.pop("cid", None) if isinstance(data, dict) else None
-    if cid is None and b"cid" in fields:
-        cid = int(fields[b"cid"])
-    return cid, data
 
 
 @dataclass
@@ -153,9 +137,10 @@ class _SnapshotWriter:
             f"snapshots-{symbol}",
             self._step,
             keep_going_on=(DatabaseError, RedisError),
-            after_error=connection.close,
+            # Lambdas: ``connection.close`` would bind the creating thread's connection.
+            after_error=lambda: connection.close(),
             on_start=use_loop_session_limits,
-            on_exit=connection.close,
+            on_exit=lambda: connection.close(),
         )
         self._start()
 
@@ -200,7 +185,7 @@ class _SnapshotWriter:
         save_snapshot(market_id=self.market_id, frozen=frozen, fence_token=token)
         offset = oldest_kept_offset(market_id=self.market_id)
         if offset and TRIM_INPUT:  # no kept snapshot replays from before it
-            get_redis().xtrim(f"market:{self.symbol}:in", minid=offset)
+            get_redis().xtrim(input_stream(self.symbol), minid=offset)
         return True
 
 
@@ -208,11 +193,6 @@ def _fence_floor(market: Market) -> int:
     cursor, _ = SettlementCursor.objects.get_or_create(market=market)
     last = EngineSnapshot.objects.filter(market=market).order_by("-fence_token").first()
     return max(cursor.fence_token, last.fence_token if last else 0)
-
-
-def _output_tail_seq(client: Any, stream: str) -> int:
-    tail = client.xrevrange(stream, count=1)
-    return int(tail[0][1][b"z"]) if tail else 0
 
 
 def restore_state(*, market: Market, lease: Lease) -> tuple[LoopState, bool]:
@@ -230,13 +210,13 @@ def restore_state(*, market: Market, lease: Lease) -> tuple[LoopState, bool]:
     # Redis lost the streams, this market never ran, or no snapshot is usable:
     # PostgreSQL is the truth. The tail is read before PostgreSQL: every command before it
     # is either settled or among the unsettled rows read after.
-    tail = client.xrevrange(market.input_stream, count=1)
+    tail = client.xrevrange(input_stream(market.symbol), count=1)
     state = rebuild_from_database(
         market=market, token=lease.token, input_offset=tail[0][0].decode() if tail else "0-0"
     )
     state.gate = _GATES.get(get_current_market(market_id=market.pk).status, "market_halted")
     try:
-        client.xgroup_create(market.output_stream, "settlement", id="0", mkstream=True)
+        client.xgroup_create(output_stream(market.symbol), SETTLEMENT_GROUP, id="0", mkstream=True)
     except ResponseError as exc:
         if "BUSYGROUP" not in str(exc):  # the group already exists
             raise
@@ -263,7 +243,10 @@ def _apply_unsettled(state: LoopState, *, market: Market, lease: Lease) -> int:
     stored right after holds their effect, so a restart never needs them from the stream.
     """
     entries = [
-        (b"unsettled", {b"c": encode_command_entry(row.pk, row.payload)["c"].encode()})
+        (
+            b"unsettled",
+            {k.encode(): v.encode() for k, v in encode_command(row.pk, row.payload).items()},
+        )
         for row in state.resend
     ]
     state.resend = []
@@ -275,19 +258,9 @@ def _apply_unsettled(state: LoopState, *, market: Market, lease: Lease) -> int:
 
 def _write_events(lease: Lease, market: Market, events: list[list[Any]], *, progress: str) -> None:
     """Append one batch's events as one output entry (fenced) and record the input offset."""
-    fields: dict[str, str | bytes] | None = None
-    if events:
-        payload, exact = encode_events(events)
-        fields = {
-            "e": payload,
-            "t": str(lease.token),
-            "a": str(events[0][1]),
-            "z": str(events[-1][1]),
-            **events_codec_fields(exact),
-        }
     lease.fenced_write(
-        stream=market.output_stream,
-        fields=fields,
+        stream=output_stream(market.symbol),
+        fields=encode_events_entry(events, token=lease.token) if events else None,
         progress_key=consumed_key(market.symbol),
         progress=progress,
     )
@@ -319,16 +292,6 @@ def _follow_market_status(
         logger.warning("market %s: placements gate now %r", market_id, gate or "open")
 
 
-def _encode_events(raw_events: list[tuple[Any, ...]], command_type: str) -> list[list[Any]]:
-    out = []
-    for raw in raw_events:
-        event = [_NAMES[raw[0]], *raw[1:]]
-        if raw[0] is Rejected:
-            event.append(command_type)
-        out.append(event)
-    return out
-
-
 def _apply_entries(
     state: LoopState, entries: list[tuple[bytes, dict[bytes, bytes]]], suppress_upto: int
 ) -> list[list[Any]]:
@@ -351,16 +314,24 @@ def _apply_entries(
         try:
             command = command_from_dict(data)
         except BadCommand as exc:
-            raw = [engine._rejection(exc.order_id, exc.account_id, exc.reason)]
+            raw = [
+                engine.rejection_for(
+                    order_id=exc.order_id, account_id=exc.account_id, reason=exc.reason
+                )
+            ]
         else:
             if gate and type(command) is PlaceOrder:
                 # Like any rejection: the next seq, nothing else changes; settlement ends
                 # the order and releases its hold.
-                raw = [engine._rejection(command.order_id, command.account_id, gate)]
+                raw = [
+                    engine.rejection_for(
+                        order_id=command.order_id, account_id=command.account_id, reason=gate
+                    )
+                ]
             else:
                 raw = engine.apply_raw(command)
-        if raw and raw[-1][1] > suppress_upto:
-            out.extend(e for e in _encode_events(raw, command_type) if e[1] > suppress_upto)
+        if raw and raw[-1][SEQ] > suppress_upto:
+            out.extend(e for e in events_from_raw(raw, command_type) if e[SEQ] > suppress_upto)
     return out
 
 
@@ -396,7 +367,7 @@ def run_matching_loop(
         state, rebuilt = restore_state(market=market, lease=lease)
         # After a restore, replay regenerates events already written: skip those. After a
         # rebuild the seqs restart at the cursor and settlement fences what came before.
-        suppress_upto = 0 if rebuilt else _output_tail_seq(client, market.output_stream)
+        suppress_upto = 0 if rebuilt else stream_tail_seq(client, symbol)
         writer = _SnapshotWriter(market_id=market.pk, symbol=symbol)
         close_old_connections()
         gc.freeze()  # see GC_NOTE
@@ -413,7 +384,7 @@ def run_matching_loop(
                 break
             lease.renew_if_due()
             response = client.xread(
-                {market.input_stream: state.input_offset}, count=BATCH_SIZE, block=BLOCK_MS
+                {input_stream(symbol): state.input_offset}, count=BATCH_SIZE, block=BLOCK_MS
             )
             if response:
                 entries = response[0][1]

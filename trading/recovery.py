@@ -66,11 +66,6 @@ SNAPSHOTS_KEPT = 3
 STREAM_START = "0-0"
 
 
-def ready_key(symbol: str) -> str:
-    """Set once a market's streams are initialised; its absence means Redis lost them."""
-    return f"market:{symbol}:ready"
-
-
 @dataclass
 class LoopState:
     """Everything a matching loop needs to continue where its predecessor stopped."""
@@ -262,11 +257,14 @@ def rebuild_from_database(*, market: Market, token: int, input_offset: str) -> L
             events = engine.apply_raw(_rebuild_command(order, market))
             if events and events[0][0].__name__ == "Rejected":
                 logger.error("rebuild of %s: order %s rejected: %s", market, order.pk, events[0])
-        # The engine has no public setter for its position; the rebuilt engine must
-        # continue the settled sequence (gapless output) and know the last price (stops).
-        engine._seq = cursor.last_seq
-        if market.last_price:
-            engine._last_price = _lots(market.last_price, market.tick_size)
+        # The rebuilt engine continues the settled sequence (gapless output) and knows the
+        # last price (stops).
+        engine.restore_position(
+            seq=cursor.last_seq,
+            last_price_ticks=_lots(market.last_price, market.tick_size)
+            if market.last_price
+            else None,
+        )
         state = LoopState(engine=engine, input_offset=input_offset)
         state.resend = unsettled_commands(market=market)
     return state

@@ -45,14 +45,22 @@ from markets.models import Market
 from trading.dbsession import end_loop_session_limits, use_loop_session_limits
 from trading.lease import Lease, LeaseLost, owner_label
 from trading.matching import SHUTDOWN
-from trading.models import SettlementCursor
+from trading.models import Order, OrderStatus, OutboxEntry, SettlementCursor
 from trading.redis import get_redis
 from trading.services.settlement import SequenceGap, settle_batch
-from trading.streamcodec import decode_events
+from trading.streams import (
+    SETTLEMENT_GROUP,
+    EventsEntry,
+    consumed_key,
+    decode_events_entry,
+    input_stream,
+    output_stream,
+    stream_tail_seq,
+)
 
 logger = logging.getLogger(__name__)
 
-GROUP = "settlement"
+GROUP = SETTLEMENT_GROUP
 # Entries per XREADGROUP. An entry holds one matching batch (a few to ~500 commands); when
 # settlement lags, bigger transactions amortise its fixed per-batch statements, and
 # MAX_BATCH_EVENTS bounds how big one gets.
@@ -79,19 +87,15 @@ class EntryBuffer:
 
     last_seq: int
     fence: int = 0
-    entries: dict[bytes, tuple[int, int, int, list[Any]]] = field(default_factory=dict)
+    entries: dict[bytes, EventsEntry] = field(default_factory=dict)
 
     def add(self, stream_entries: list[StreamEntry]) -> None:
         for entry_id, fields in stream_entries:
-            if entry_id in self.entries or b"e" not in fields:
+            if entry_id in self.entries:
                 continue
-            events = decode_events(fields)
-            self.entries[entry_id] = (
-                int(fields[b"t"]),
-                int(fields[b"a"]),
-                int(fields[b"z"]),
-                events,
-            )
+            decoded = decode_events_entry(fields)
+            if decoded is not None:
+                self.entries[entry_id] = decoded
 
     def ready(self) -> tuple[list[bytes], list[tuple[int, list[Any]]]]:
         """(ids, entries) of the prefix that continues the cursor without a hole."""
@@ -156,9 +160,6 @@ def is_caught_up(market: Market) -> bool:
     does a placement PostgreSQL has not seen matched: after Redis lost its streams they
     look empty, and settled, until the rebuilt loop has re-applied what they held.
     """
-    from trading.matching import consumed_key
-    from trading.models import Order, OrderStatus, OutboxEntry
-
     if OutboxEntry.objects.filter(market=market, published_at__isnull=True).exists():
         return False
     if Order.objects.filter(
@@ -166,11 +167,10 @@ def is_caught_up(market: Market) -> bool:
     ).exists():
         return False
     client: Any = get_redis()  # Any: redis-py types stream replies as a union of decode modes
-    last_in = client.xrevrange(market.input_stream, count=1)
+    last_in = client.xrevrange(input_stream(market.symbol), count=1)
     if last_in and client.get(consumed_key(market.symbol)) != last_in[0][0]:
         return False
-    last_out = client.xrevrange(market.output_stream, count=1)
-    tail = int(last_out[0][1][b"z"]) if last_out else 0
+    tail = stream_tail_seq(client, market.symbol)
     cursor = SettlementCursor.objects.filter(market=market).first()
     return (cursor.last_seq if cursor else 0) >= tail
 
@@ -230,7 +230,7 @@ def run_settlement_loop(
     result.owned = True
     lease.start_heartbeat()
     client: Any = get_redis()  # Any: redis-py types stream replies as a union of decode modes
-    stream = market.output_stream
+    stream = output_stream(symbol)
     consumer = f"{owner_label()}:{lease.token}"
     try:
         cursor, _ = SettlementCursor.objects.get_or_create(market=market)

@@ -17,10 +17,11 @@ from celery.signals import worker_shutting_down
 from markets.models import Market, MarketStatus
 from trading.lease import is_lease_live
 from trading.liveness import run_periodic_audit
-from trading.matching import SHUTDOWN, run_matching_loop, snapshot_request_key
+from trading.matching import SHUTDOWN, run_matching_loop
 from trading.redis import get_redis
 from trading.services.outbox import sweep_outbox as sweep_outbox_rows
 from trading.settlement_loop import run_settlement_loop
+from trading.streams import lease_starting_key, snapshot_request_key
 
 logger = logging.getLogger(__name__)
 
@@ -36,10 +37,6 @@ ACTIVE_STATUSES = (MarketStatus.TRADING, MarketStatus.CANCEL_ONLY)
 def _stop_loops(**_: object) -> None:
     # Warm shutdown waits for running tasks: the loops must notice and return.
     SHUTDOWN.set()
-
-
-def _starting_key(role: str, symbol: str) -> str:
-    return f"lease:{role}:{symbol}:starting"
 
 
 @shared_task(acks_late=False, ignore_result=True)
@@ -58,7 +55,7 @@ def settlement_loop_task(symbol: str) -> None:
 
 def _started(role: str, symbol: str) -> None:
     # The watchdog may dispatch again: this task holds the lease now, or someone else does.
-    get_redis().delete(_starting_key(role, symbol))
+    get_redis().delete(lease_starting_key(role, symbol))
 
 
 @shared_task(ignore_result=True)
@@ -85,7 +82,7 @@ def _start_if_dead(role: str, symbol: str) -> bool:
     client = get_redis()
     if is_lease_live(role=role, symbol=symbol, client=client):
         return False
-    if not client.set(_starting_key(role, symbol), 1, nx=True, ex=START_GRACE_SECONDS):
+    if not client.set(lease_starting_key(role, symbol), 1, nx=True, ex=START_GRACE_SECONDS):
         return False
     task = matching_loop_task if role == "matching" else settlement_loop_task
     task.apply_async(args=[symbol], queue=LOOP_QUEUE)

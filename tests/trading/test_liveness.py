@@ -28,11 +28,11 @@ from markets.models import Market
 from tests.conftest import fund
 from tests.trading.pipeline_helpers import ROOT, start_loops, wait_settled, worker_env
 from trading import liveness
-from trading.matching import consumed_key
 from trading.models import Order, OutboxEntry, SettlementCursor
 from trading.redis import get_redis, reset_redis_clients
 from trading.services.orders import place_order
 from trading.services.outbox import sweep_outbox
+from trading.streams import consumed_key
 from trading.tasks import audit_exchange
 from trading.validation import OrderSpec
 

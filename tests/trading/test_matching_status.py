@@ -20,17 +20,16 @@ from markets.services import set_market_status
 from tests.conftest import balance_of, fund, ledger_snapshot
 from tests.trading.pipeline_helpers import loops_running, start_loops, wait_settled
 from trading.engine.matching import Engine
-from trading.matching import consumed_key
 from trading.models import EngineSnapshot, Order, OrderStatus, SettlementCursor, Trade
 from trading.recovery import (
     LoopState,
     decode_state,
     encode_state,
     load_latest_state,
-    ready_key,
 )
 from trading.redis import get_redis
 from trading.services.orders import cancel_order, place_order
+from trading.streams import consumed_key, ready_key
 from trading.validation import OrderSpec
 
 D = Decimal

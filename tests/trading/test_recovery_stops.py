@@ -18,9 +18,10 @@ from markets.models import Market
 from tests.conftest import balance_of, fund, make_user
 from tests.trading.pipeline_helpers import loops_running, wait_settled
 from trading.models import OPEN_STATUSES, Order, OrderStatus, Trade
-from trading.recovery import load_latest_state, ready_key
+from trading.recovery import load_latest_state
 from trading.redis import get_redis
 from trading.services.orders import place_order
+from trading.streams import ready_key
 from trading.validation import OrderSpec
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("redis_db")]

@@ -1,6 +1,6 @@
 """The loops' payload encoding: array literals for set-based SQL and the stream JSON codec.
 
-Both exist for speed (see exchange/pgarray.py and trading/streamcodec.py); these tests pin
+Both exist for speed (see exchange/pgarray.py and trading/streams.py); these tests pin
 that they are exact: every value survives the trip unchanged, whatever it holds.
 """
 
@@ -14,7 +14,7 @@ import pytest
 from django.db import connection
 
 from exchange.pgarray import decimal_array, int_array, text_array
-from trading.streamcodec import decode_command, decode_events, encode_events, events_codec_fields
+from trading.streams import decode_command, decode_events_entry, encode_events_entry
 
 AWKWARD_TEXT = [
     "",
@@ -69,19 +69,21 @@ def test_int_array_refuses_what_is_not_an_integer() -> None:
 
 def test_events_use_orjson_until_an_integer_exceeds_64_bits() -> None:
     small = [["trade", 7, 1, 2, 3, 4, 1000, 5, "buy", True, False]]
-    payload, exact = encode_events(small)
-    assert exact
-    assert events_codec_fields(exact) == {}
-    assert decode_events({b"e": payload}) == small
+    fields = _as_read(encode_events_entry(small, token=3))
+    assert set(fields) == {b"e", b"t", b"a", b"z"}  # no stdlib marker
+    assert fields[b"e"] == orjson.dumps(small)
+    assert decode_events_entry(fields) == (3, 7, 7, small)
 
     big = [["trade", 8, 1, 2, 3, 4, 2**70, 5, "sell", False, True]]
-    payload, exact = encode_events(big)
-    assert not exact
-    fields = {
-        b"e": payload,
-        **{k.encode(): v.encode() for k, v in events_codec_fields(exact).items()},
-    }
-    assert decode_events(fields) == big  # exact, not the float orjson would make of it
+    fields = _as_read(encode_events_entry(big, token=3))
+    assert fields[b"j"] == b"std"
+    # exact, not the float orjson would make of it
+    assert decode_events_entry(fields) == (3, 8, 8, big)
+
+
+def _as_read(fields: dict[str, str | bytes]) -> dict[bytes, bytes]:
+    """Fields as redis-py reads them back: bytes names and values."""
+    return {k.encode(): v if isinstance(v, bytes) else v.encode() for k, v in fields.items()}
 
 
 def test_commands_keep_big_integers_exact_and_refuse_non_json() -> None:

@@ -3,6 +3,15 @@
 Plain LIMIT GTC/IOC and MARKET-by-lots orders without self-trade prevention take the fast
 path in ``Book.place``; everything else goes through ``_execute`` here. Both emit the same
 events for the same situation, which the differential tests check against a reference.
+
+Public surface, for the loops and tests: ``apply`` / ``apply_dict`` / ``apply_raw``,
+``rejection_for`` (a command refused outside the engine: undecodable, or placements
+gated by the market's status), ``restore_position`` (a book rebuilt from the database
+continues the settled sequence and last price), ``snapshot`` / ``restore``, ``seq``,
+``pending_stops``, ``state_hash``. ``trading.engine.fast`` is the engine's private hot
+path (closures over the book's containers, see its docstring): only this module and the
+benchmarks call ``place`` / ``place_market`` / ``cancel`` directly, and nothing outside the
+engine package touches an underscore name.
 """
 
 from __future__ import annotations
@@ -359,6 +368,33 @@ class Engine(FastBook):
         for order_id in sorted(ids):
             ev += self.cancel(order_id, account_id)
         return ev
+
+    def rejection_for(self, *, order_id: object, account_id: object, reason: str) -> RawEvent:
+        """The raw rejection of a command refused before it reached the engine.
+
+        Like any rejection it takes the next sequence number and changes nothing else, so a
+        replay that refuses the same command again regenerates the same events.
+        """
+        return self._rejection(order_id, account_id, reason)
+
+    def restore_position(self, *, seq: int, last_price_ticks: int | None = None) -> None:
+        """Continue from ``seq`` (the next event gets seq + 1) with ``last_price_ticks`` as
+        the last trade price (stops trigger against it); None keeps the current one.
+
+        For a book rebuilt from settled state: re-placing its resting orders spends seqs the
+        original run spent long ago, and the output must stay gapless after the settled seq.
+        """
+        if type(seq) is not int or seq < 0:
+            raise ValueError(f"seq must be a non-negative int, not {seq!r}")
+        if last_price_ticks is not None and (
+            type(last_price_ticks) is not int or last_price_ticks < 0
+        ):
+            raise ValueError(
+                f"last_price_ticks must be a non-negative int, not {last_price_ticks!r}"
+            )
+        self._seq = seq
+        if last_price_ticks is not None:
+            self._last_price = last_price_ticks
 
     def pending_stops(self) -> list[tuple[int, int, bool, int, int]]:
         """(order_id, account_id, is_buy, stop_ticks, qty_lots) of waiting stops, by acceptance."""

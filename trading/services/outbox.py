@@ -2,15 +2,14 @@
 
 A command is an OutboxEntry row inserted in the same transaction as the order (or cancel)
 it belongs to, so a crash can never leave an accepted order without its command. After
-commit the row is XADDed to the market's input stream as {"c": json} and marked
-published; `sweep_outbox` re-sends rows that never made it. Delivery is at least once:
-every payload on the stream carries "cid" (the outbox row id) and the matching loop drops a
+commit the row is XADDed to the market's input stream (the entry format is trading.streams')
+and marked published; `sweep_outbox` re-sends rows that never made it. Delivery is at least
+once: every payload on the stream carries "cid" (the outbox row id) and the matching loop drops a
 cid it has already applied, which makes a re-send harmless.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 from datetime import timedelta
@@ -24,10 +23,10 @@ from markets.models import Market
 from trading.engine.commands import Command, command_to_dict
 from trading.models import OutboxEntry
 from trading.redis import get_redis
+from trading.streams import encode_command, input_stream
 
 logger = logging.getLogger(__name__)
 
-STREAM_FIELD = "c"
 # A row younger than this may still be on its way through its own on_commit publish.
 SWEEP_MIN_AGE = timedelta(seconds=5)
 # One sweep sends at most this many rows: one pipeline round trip, bounded memory.
@@ -36,7 +35,7 @@ SWEEP_BATCH = 500
 
 def stream_message(entry: OutboxEntry) -> dict[str, str]:
     """The stream entry for an outbox row: the command dict plus its "cid"."""
-    return {STREAM_FIELD: json.dumps({**entry.payload, "cid": entry.pk}, separators=(",", ":"))}
+    return encode_command(entry.pk, entry.payload)
 
 
 def write_outbox(
@@ -83,11 +82,12 @@ def publish_outbox(*, entries: Sequence[OutboxEntry]) -> int:
     try:
         if len(entries) == 1:  # the accept path: a plain XADD costs less than a pipeline
             [entry] = entries
-            sent = [get_redis().xadd(entry.market.input_stream, stream_message(entry))]  # type: ignore[arg-type]
+            stream = input_stream(entry.market.symbol)
+            sent = [get_redis().xadd(stream, stream_message(entry))]  # type: ignore[arg-type]
         else:
             pipe = get_redis().pipeline(transaction=False)
             for entry in entries:
-                pipe.xadd(entry.market.input_stream, stream_message(entry))  # type: ignore[arg-type]
+                pipe.xadd(input_stream(entry.market.symbol), stream_message(entry))  # type: ignore[arg-type]
             sent = pipe.execute()
         stream_ids = [sid.decode() if isinstance(sid, bytes) else str(sid) for sid in sent]
     except RedisError:

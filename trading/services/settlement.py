@@ -1,7 +1,9 @@
 """Settlement: apply matching-engine events to PostgreSQL, one durable transaction per batch.
 
-Events arrive as the matching loop writes them (trading.matching): lists
-``[type, seq, *fields]`` grouped in entries that each carry the writer's lease token.
+Events arrive as the matching loop writes them: lists ``[kind, seq, *fields]`` (the format
+is trading.streams', whose positions, derived from the engine's event dataclasses, are the
+only way this module reads a field) grouped in entries that each carry the writer's lease
+token.
 ``settle_batch`` is the only writer of fills, trades and trade money moves:
 
 * single writer per market: the SettlementCursor row lock;
@@ -54,12 +56,32 @@ from trading.services.settlement_orders import (
     write_batch,
     write_triggers,
 )
+from trading.streams import (
+    EXPIRED,
+    KIND,
+    LEVEL_CHANGED,
+    ORDER_ID,
+    REDUCED,
+    REJECTED,
+    SEQ,
+    TRADE,
+)
 
 E18 = 10**18
 _RATE_SCALE = 10**6  # fee rates are numeric(10, 6)
 _AVAILABLE, _LOCKED = str(Bucket.AVAILABLE), str(Bucket.LOCKED)
 _FEES, _ROUNDING = str(BalanceKind.FEES), str(BalanceKind.ROUNDING)
 Entry = tuple[int, Sequence[Sequence[Any]]]  # (lease token, events)
+
+# Event field positions, bound once (an unknown field name fails at import).
+_LEVEL_SIDE, _LEVEL_PRICE = LEVEL_CHANGED.side, LEVEL_CHANGED.price_ticks
+_LEVEL_TOTAL = LEVEL_CHANGED.total_lots
+_EXPIRED_REASON = EXPIRED.reason
+_REJECTED_REASON, _REJECTED_COMMAND = REJECTED.reason, REJECTED.command
+_REDUCED_LOTS = REDUCED.reduced_lots
+_T_MAKER, _T_TAKER = TRADE.maker_order_id, TRADE.taker_order_id
+_T_PRICE, _T_QTY, _T_SIDE = TRADE.price_ticks, TRADE.qty_lots, TRADE.taker_side
+_T_MAKER_DONE, _T_TAKER_DONE = TRADE.maker_filled, TRADE.taker_filled
 
 
 class SequenceGap(Exception):
@@ -175,7 +197,7 @@ def _fresh_events(
             continue
         fence = token
         for event in events:
-            seq = event[1]
+            seq = event[SEQ]
             if seq < expected:
                 result.duplicates += 1
             elif seq == expected:
@@ -190,13 +212,14 @@ def _fresh_events(
 def _order_ids(events: Iterable[Sequence[Any]]) -> set[int]:
     ids: set[int] = set()
     add = ids.add
+    at_kind, at_maker, at_taker, at_order = KIND, _T_MAKER, _T_TAKER, ORDER_ID  # locals: hot
     for event in events:
-        kind = event[0]
+        kind = event[at_kind]
         if kind == "trade":
-            add(event[2])
-            add(event[3])
-        elif kind != "level_changed" and event[2]:
-            add(event[2])
+            add(event[at_maker])
+            add(event[at_taker])
+        elif kind != "level_changed" and event[at_order]:
+            add(event[at_order])
     return ids
 
 
@@ -246,13 +269,13 @@ def settle_batch(*, market_id: int, entries: Sequence[Entry]) -> SettleResult:
         result.last_seq, result.fence_token = cursor.last_seq, cursor.fence_token
         return result
     batch = _Batch(rules=rules, orders=orders)
-    apply = _APPLY
+    apply, at_kind = _APPLY, KIND
     for event in fresh:
-        handler = apply.get(event[0])
+        handler = apply.get(event[at_kind])
         if handler is not None:
             handler(batch, event)
     prev_seq = cursor.last_seq
-    cursor.last_seq = fresh[-1][1]
+    cursor.last_seq = fresh[-1][SEQ]
     balances = _write(batch, cursor)
     result.applied, result.trades, result.last_seq = len(fresh), len(batch.trades), cursor.last_seq
     result.fence_token = cursor.fence_token
@@ -268,37 +291,37 @@ def _order(batch: _Batch, order_id: int) -> SettledOrder:
 
 
 def _apply_level(batch: _Batch, event: Sequence[Any]) -> None:
-    batch.depth[(event[2], event[3])] = event[4]
+    batch.depth[(event[_LEVEL_SIDE], event[_LEVEL_PRICE])] = event[_LEVEL_TOTAL]
 
 
 def _apply_accepted(batch: _Batch, event: Sequence[Any]) -> None:
-    order = _order(batch, event[2])
+    order = _order(batch, event[ORDER_ID])
     if order.accepted_seq is None:
-        order.accepted_seq, order.changed = event[1], True
+        order.accepted_seq, order.changed = event[SEQ], True
 
 
 def _apply_cancelled(batch: _Batch, event: Sequence[Any]) -> None:
-    batch.end(_order(batch, event[2]), OrderStatus.CANCELED)
+    batch.end(_order(batch, event[ORDER_ID]), OrderStatus.CANCELED)
 
 
 def _apply_expired(batch: _Batch, event: Sequence[Any]) -> None:
-    batch.end(_order(batch, event[2]), OrderStatus.EXPIRED, event[6])
+    batch.end(_order(batch, event[ORDER_ID]), OrderStatus.EXPIRED, event[_EXPIRED_REASON])
 
 
 def _apply_rejected(batch: _Batch, event: Sequence[Any]) -> None:
     # Only the rejection of a placement ends an order; a rejected cancel or reduce
     # (unknown order: it was filled first) or a duplicate placement changes nothing.
-    placed = batch.orders.get(event[2])
-    is_placement = len(event) > 5 and event[5] == "place_order"
+    placed = batch.orders.get(event[ORDER_ID])
+    is_placement = len(event) > _REJECTED_COMMAND and event[_REJECTED_COMMAND] == "place_order"
     if is_placement and placed and placed.accepted_seq is None and not placed.is_terminal:
-        batch.end(placed, OrderStatus.REJECTED, event[4])
+        batch.end(placed, OrderStatus.REJECTED, event[_REJECTED_REASON])
 
 
 def _apply_reduced(batch: _Batch, event: Sequence[Any]) -> None:
     """Lower the order's quantity and release the hold the removed part no longer needs."""
-    order = _order(batch, event[2])
+    order = _order(batch, event[ORDER_ID])
     rules = batch.rules
-    reduced = rules.lot_e18 * event[5]
+    reduced = rules.lot_e18 * event[_REDUCED_LOTS]
     if order.quantity_e18 is not None:
         order.quantity_e18 -= reduced
     hold = order.hold_remaining_e18
@@ -324,13 +347,13 @@ def _apply_reduced(batch: _Batch, event: Sequence[Any]) -> None:
 
 def _apply_stop_triggered(batch: _Batch, event: Sequence[Any]) -> None:
     """Record the trigger: a rebuild of the book restores the stop as what it now is."""
-    batch.triggered[_order(batch, event[2]).id] = event[1]
+    batch.triggered[_order(batch, event[ORDER_ID]).id] = event[SEQ]
 
 
 def _apply_trade(batch: _Batch, event: Sequence[Any]) -> None:
-    _, seq, maker_id, taker_id, _, _, price_ticks, qty_lots, taker_side, maker_done, taker_done = (
-        event
-    )
+    seq, maker_id, taker_id = event[SEQ], event[_T_MAKER], event[_T_TAKER]
+    price_ticks, qty_lots, taker_side = event[_T_PRICE], event[_T_QTY], event[_T_SIDE]
+    maker_done, taker_done = event[_T_MAKER_DONE], event[_T_TAKER_DONE]
     rules = batch.rules
     orders = batch.orders
     if maker_id not in orders or taker_id not in orders:
