@@ -8,6 +8,7 @@ from django.http import HttpRequest
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from accounts.http import actor_context
 from exchange.admin import AssetAmountsAdmin, ReadOnlyAdmin, apply_to_each, staff_user
 from trading.models import Order, OutboxEntry, Trade
 from trading.services.orders import cancel_order
@@ -50,11 +51,14 @@ class OrderAdmin(AssetAmountsAdmin, ReadOnlyAdmin):
 
     @admin.action(description=gettext_lazy("Cancel selected open orders"), permissions=["view"])
     def cancel_selected(self, request: HttpRequest, queryset: QuerySet[Order]) -> None:
-        actor = staff_user(request)
+        # `actor` audits even a staff member's own order; the context adds the IP.
+        staff, context = staff_user(request), actor_context(request)
         apply_to_each(
             request,
             queryset.select_related("user").order_by("pk"),
-            lambda order: cancel_order(user=order.user, order_id=order.pk, actor=actor),
+            lambda order: cancel_order(
+                user=order.user, order_id=order.pk, actor=staff, context=context
+            ),
             label=lambda order: f"#{order.pk}",
             success=_("%(count)d cancel request(s) sent to the engine."),
         )

@@ -1,5 +1,5 @@
 """The admin shows money with each asset's own decimals (BTC 8, USDT 6), as rendered HTML,
-never the database column's 18 places."""
+never the database column's 18 places; staff cancels go through cancel_order."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from django.urls import reverse
 
 from accounts.models import (
     Asset,
+    AuditLog,
     Balance,
     Deposit,
     JournalEntry,
@@ -27,7 +28,7 @@ from markets.models import Market
 from tests.accounts.conftest import enable_totp
 from tests.conftest import fund
 from tests.trading.conftest import make_market
-from trading.models import Order, OrderSide, OrderStatus, OrderType, Trade
+from trading.models import Order, OrderSide, OrderStatus, OrderType, OutboxEntry, Trade
 
 pytestmark = pytest.mark.django_db
 D = Decimal
@@ -180,3 +181,27 @@ def test_orders_trades_and_markets(
     trade_page = _page(staff_client, "trading_trade_change", trade.pk)
     assert _readonly("30000.000000") in trade_page  # quote quantity
     assert _readonly("60.000000") in trade_page  # taker fee, in USDT
+
+
+def test_staff_cancel_goes_through_cancel_order_with_the_staff_ip(
+    staff_client: Client, staff: User, alice: User, bob: User, market: Market
+) -> None:
+    filled = _order(bob, market, OrderSide.SELL)
+    open_order = _order(alice, market, OrderSide.BUY)
+    Order.objects.filter(pk=open_order.pk).update(
+        status=OrderStatus.NEW, filled_quantity=0, filled_quote=0
+    )
+
+    response = staff_client.post(
+        reverse("admin:trading_order_changelist"),
+        {"action": "cancel_selected", "_selected_action": [filled.pk, open_order.pk]},
+        follow=True,
+    )
+
+    shown = [str(m) for m in response.context["messages"]]
+    assert shown[0] == "1 cancel request(s) sent to the engine."
+    assert shown[1].startswith(f"#{filled.pk}: ")
+    assert "already filled" in shown[1]
+    row = AuditLog.objects.get(action="order.cancel")
+    assert (row.actor, row.target_id, row.ip_address) == (staff, str(open_order.pk), "127.0.0.1")
+    assert OutboxEntry.objects.filter(market=market).count() == 1
