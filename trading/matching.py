@@ -1,8 +1,7 @@
 """The per-market matching loop: input stream -> engine -> output stream, one owner at a time.
 
-Shape (STYLE.md 3.6, like healthchecks' sendalerts): a plain function that runs until a
-shutdown flag is set (signals, Celery's worker shutdown) or its lease is lost, reading
-bounded batches with a short BLOCK, so it never sleeps unboundedly.
+It runs in trading.loops' shell (shutdown flag, lease, bounds, stop reasons); this module
+is its step: read a bounded batch with a short BLOCK, so it never sleeps unboundedly.
 
 Per batch: XREAD up to BATCH_SIZE commands after the loop's offset, skip commands whose cid
 (outbox id) was already applied, apply the rest to the engine, and append all the events of
@@ -28,10 +27,8 @@ The entries in and out, and every key of a market, are trading.streams' format.
 from __future__ import annotations
 
 import contextlib
-import gc
 import logging
 import queue
-import signal
 import threading
 import time
 from collections.abc import Callable
@@ -44,9 +41,11 @@ from redis.exceptions import RedisError, ResponseError
 from markets.models import Market, MarketStatus
 from markets.selectors import get_current_market
 from trading.background import Worker
-from trading.dbsession import end_loop_session_limits, use_loop_session_limits
+from trading.dbsession import use_loop_session_limits
 from trading.engine.commands import BadCommand, PlaceOrder, command_from_dict
 from trading.lease import Lease, LeaseLost
+from trading.loops import install_signal_handlers as install_signal_handlers  # bench
+from trading.loops import run_loop
 from trading.models import EngineSnapshot, SettlementCursor
 from trading.recovery import (
     FrozenState,
@@ -86,13 +85,6 @@ SNAPSHOT_EVERY_SECONDS = 30.0
 # stream into a reference engine turn this off).
 TRIM_INPUT = True
 
-# GC_NOTE: a full (generation 2) collection scans every tracked object: with Django, the
-# process's modules and a restored book that is ~100k objects, measured 3-5 full collections
-# per 10 s of benchmark and up to 120 ms each on a loaded box, a pause every command queued
-# behind it pays. The loops freeze what exists once set up, so later full collections only
-# scan what was allocated since (settlement's longest: 123 -> 15 ms). Frozen objects are
-# still freed by reference counting.
-
 # The rejection code of a placement under each status; "" lets it through. The codes are
 # those place_order raises (trading.validation), so a client sees one code either way.
 _GATES: dict[str, str] = {
@@ -100,14 +92,6 @@ _GATES: dict[str, str] = {
     MarketStatus.CANCEL_ONLY: "market_cancel_only",
     MarketStatus.HALTED: "market_halted",
 }
-
-SHUTDOWN = threading.Event()
-
-
-def install_signal_handlers() -> None:
-    """SIGTERM/SIGINT set the shutdown flag (main thread only, e.g. a management command)."""
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: SHUTDOWN.set())
 
 
 @dataclass
@@ -335,6 +319,77 @@ def _apply_entries(
     return out
 
 
+class _MatchingBody:
+    """The matching loop's steps, run by trading.loops.run_loop."""
+
+    def __init__(self, market: Market, result: LoopResult) -> None:
+        self.market = market
+        self.symbol = market.symbol
+        self.result = result
+        self.client: Any = get_redis()  # Any: redis-py types stream replies as a union
+        self.writer: _SnapshotWriter | None = None
+        self.since_snapshot = 0
+        self.in_stream = input_stream(self.symbol)
+        self.request_key = snapshot_request_key(self.symbol)
+
+    def start(self, lease: Lease) -> None:
+        self.lease = lease
+        self.state, rebuilt = restore_state(market=self.market, lease=lease)
+        # After a restore, replay regenerates events already written: skip those. After a
+        # rebuild the seqs restart at the cursor and settlement fences what came before.
+        self.suppress_upto = 0 if rebuilt else stream_tail_seq(self.client, self.symbol)
+        self.writer = _SnapshotWriter(market_id=self.market.pk, symbol=self.symbol)
+        close_old_connections()
+        self.last_snapshot_at = time.monotonic()
+
+    def step(self, now: float) -> bool:
+        state, lease, writer, result = self.state, self.lease, self.writer, self.result
+        assert writer is not None  # noqa: S101 - set by start
+        try:
+            response = self.client.xread(
+                {self.in_stream: state.input_offset}, count=BATCH_SIZE, block=BLOCK_MS
+            )
+        except ResponseError as exc:
+            if "UNBLOCKED" not in str(exc):
+                raise
+            # The stream vanished under XREAD: Redis was flushed. The successor rebuilds.
+            logger.warning("matching loop of %s: its streams vanished (Redis flushed)", self.symbol)
+            raise LeaseLost(lease.key) from exc
+        if response:
+            entries = response[0][1]
+            _follow_market_status(
+                state,
+                market_id=self.market.pk,
+                writer=writer,
+                token=lease.token,
+                suppress_upto=self.suppress_upto,
+            )
+            events = _apply_entries(state, entries, self.suppress_upto)
+            offset = entries[-1][0].decode()
+            _write_events(lease, self.market, events, progress=offset)
+            result.events_written += len(events)
+            state.input_offset = offset
+            result.commands += len(entries)
+            self.since_snapshot += len(entries)
+        since = self.since_snapshot
+        due = since >= SNAPSHOT_EVERY_COMMANDS or (
+            since and now - self.last_snapshot_at >= SNAPSHOT_EVERY_SECONDS
+        )
+        if due or (since and self.client.getdel(self.request_key)):
+            writer.submit(freeze_state(state), lease.token)
+            self.since_snapshot, self.last_snapshot_at = 0, now
+        return bool(response)
+
+    def stopping(self) -> None:
+        if self.since_snapshot and self.writer is not None:
+            # A graceful stop leaves the successor a short replay.
+            self.writer.submit(freeze_state(self.state), self.lease.token)
+
+    def close(self, *, lease_lost: bool) -> None:
+        if self.writer is not None:
+            self.writer.close(discard=lease_lost)
+
+
 def run_matching_loop(
     symbol: str,
     *,
@@ -348,83 +403,17 @@ def run_matching_loop(
     Returns at once (owned=False) if another live loop owns the market. Never writes after
     losing the lease. ``max_seconds`` / ``idle_exit_seconds`` bound test and command runs.
     """
-    stop = stop or SHUTDOWN
     result = LoopResult(symbol=symbol)
     market = Market.objects.select_related("base", "quote").get(symbol=symbol)
-    use_loop_session_limits()
-    lease = Lease(role="matching", symbol=symbol)
-    owned = lease.acquire(floor=_fence_floor(market))
-    if on_lease_tried is not None:
-        on_lease_tried()
-    if not owned:
-        end_loop_session_limits()
-        return result
-    result.owned, result.token = True, lease.token
-    lease.start_heartbeat()
-    client: Any = get_redis()  # Any: redis-py types stream replies as a union of decode modes
-    writer: _SnapshotWriter | None = None
-    try:
-        state, rebuilt = restore_state(market=market, lease=lease)
-        # After a restore, replay regenerates events already written: skip those. After a
-        # rebuild the seqs restart at the cursor and settlement fences what came before.
-        suppress_upto = 0 if rebuilt else stream_tail_seq(client, symbol)
-        writer = _SnapshotWriter(market_id=market.pk, symbol=symbol)
-        close_old_connections()
-        gc.freeze()  # see GC_NOTE
-        started = last_activity = last_snapshot_at = time.monotonic()
-        since_snapshot = 0
-        request_key = snapshot_request_key(symbol)
-        while not stop.is_set():
-            now = time.monotonic()
-            if max_seconds is not None and now - started > max_seconds:
-                result.stopped_by = "max_seconds"
-                break
-            if idle_exit_seconds is not None and now - last_activity > idle_exit_seconds:
-                result.stopped_by = "idle"
-                break
-            lease.renew_if_due()
-            response = client.xread(
-                {input_stream(symbol): state.input_offset}, count=BATCH_SIZE, block=BLOCK_MS
-            )
-            if response:
-                entries = response[0][1]
-                _follow_market_status(
-                    state,
-                    market_id=market.pk,
-                    writer=writer,
-                    token=lease.token,
-                    suppress_upto=suppress_upto,
-                )
-                events = _apply_entries(state, entries, suppress_upto)
-                offset = entries[-1][0].decode()
-                _write_events(lease, market, events, progress=offset)
-                result.events_written += len(events)
-                state.input_offset = offset
-                result.commands += len(entries)
-                since_snapshot += len(entries)
-                last_activity = now
-            due = since_snapshot >= SNAPSHOT_EVERY_COMMANDS or (
-                since_snapshot and now - last_snapshot_at >= SNAPSHOT_EVERY_SECONDS
-            )
-            if due or (since_snapshot and client.getdel(request_key)):
-                writer.submit(freeze_state(state), lease.token)
-                since_snapshot, last_snapshot_at = 0, now
-        else:
-            result.stopped_by = "shutdown"
-        if since_snapshot:  # a graceful stop leaves the successor a short replay
-            writer.submit(freeze_state(state), lease.token)
-    except LeaseLost:
-        result.stopped_by = "lease_lost"
-        logger.warning("matching loop of %s lost its lease; it writes nothing more", symbol)
-    except ResponseError as exc:
-        if "UNBLOCKED" not in str(exc):
-            raise
-        # The stream vanished under XREAD: Redis was flushed. The successor rebuilds.
-        result.stopped_by = "lease_lost"
-        logger.warning("matching loop of %s: its streams vanished (Redis flushed)", symbol)
-    finally:
-        if writer is not None:
-            writer.close(discard=result.stopped_by == "lease_lost")
-        lease.release()
-        end_loop_session_limits()
+    outcome = run_loop(
+        _MatchingBody(market, result),
+        role="matching",
+        symbol=symbol,
+        floor=lambda: _fence_floor(market),
+        stop=stop,
+        max_seconds=max_seconds,
+        idle_exit_seconds=idle_exit_seconds,
+        on_lease_tried=on_lease_tried,
+    )
+    result.owned, result.token, result.stopped_by = outcome.owned, outcome.token, outcome.stopped_by
     return result

@@ -30,7 +30,6 @@ out at its next lease check.
 
 from __future__ import annotations
 
-import gc
 import logging
 import threading
 import time
@@ -42,9 +41,8 @@ from django.db import DatabaseError, close_old_connections, connection
 from redis.exceptions import ResponseError
 
 from markets.models import Market
-from trading.dbsession import end_loop_session_limits, use_loop_session_limits
-from trading.lease import Lease, LeaseLost, owner_label
-from trading.matching import SHUTDOWN
+from trading.lease import Lease, owner_label
+from trading.loops import run_loop
 from trading.models import Order, OrderStatus, OutboxEntry, SettlementCursor
 from trading.redis import get_redis
 from trading.services.settlement import SequenceGap, settle_batch
@@ -207,6 +205,99 @@ def _drop_idle_consumers(client: Any, stream: str, consumer: str) -> None:
             client.xgroup_delconsumer(stream, GROUP, name)
 
 
+class _SettlementBody:
+    """The settlement consumer's steps, run by trading.loops.run_loop."""
+
+    def __init__(self, market: Market, result: SettlementLoopResult) -> None:
+        self.market = market
+        self.symbol = market.symbol
+        self.result = result
+        self.client: Any = get_redis()  # Any: redis-py types stream replies as a union
+        self.stream = output_stream(self.symbol)
+
+    def start(self, lease: Lease) -> None:
+        self.consumer = f"{owner_label()}:{lease.token}"
+        self.cursor, _ = SettlementCursor.objects.get_or_create(market=self.market)
+        self.buffer = EntryBuffer(last_seq=self.cursor.last_seq, fence=self.cursor.fence_token)
+        ensure_group(self.client, self.stream)
+        self.buffer.add(_claim_pending(self.client, self.stream, self.consumer))
+        _drop_idle_consumers(self.client, self.stream, self.consumer)
+        self.checked_at = self.claimed_at = time.monotonic()
+
+    def step(self, now: float) -> bool:
+        client, stream, consumer, result = self.client, self.stream, self.consumer, self.result
+        try:
+            reply = client.xreadgroup(
+                GROUP, consumer, {stream: ">"}, count=READ_COUNT, block=BLOCK_MS
+            )
+        except ResponseError as exc:
+            if "NOGROUP" not in str(exc) and "UNBLOCKED" not in str(exc):
+                raise
+            # Redis lost the stream (FLUSHDB): what we buffered is gone with it.
+            ensure_group(client, stream)
+            self.buffer = EntryBuffer(last_seq=self.buffer.last_seq, fence=self.buffer.fence)
+            return False
+        buffer = self.buffer
+        if reply:
+            buffer.add(reply[0][1])
+        ids, entries = buffer.ready()
+        if (not reply or not ids) and now - self.claimed_at >= CLAIM_EVERY_SECONDS:
+            # A hole, or nothing new: an entry may sit with a dead or deposed consumer.
+            buffer.add(_claim_pending(client, stream, consumer))
+            self.claimed_at = now
+            ids, entries = buffer.ready()
+            if not ids and buffer.entries:
+                # Still a hole: another consumer may have settled (and acked) the missing
+                # entries, e.g. a deposed owner in its last moments after a flush. The
+                # cursor says so; what it covers settles as duplicates.
+                _catch_up_with_cursor(buffer, self.cursor)
+                ids, entries = buffer.ready()
+        if not ids:
+            if buffer.entries:
+                result.gaps += 1
+            return bool(reply)
+        if now - self.checked_at >= CONNECTION_CHECK_SECONDS:
+            close_old_connections()
+            self.checked_at = now
+        try:
+            settled = settle_batch(market_id=self.market.pk, entries=entries)
+        except DatabaseError as exc:
+            # Nothing was written (the transaction rolled back); the buffer still holds the
+            # batch. A fresh connection next time; a lost lease stops us first.
+            logger.warning("settlement of %s: database error, retrying: %s", self.symbol, exc)
+            result.db_errors += 1
+            connection.close()
+            time.sleep(DB_RETRY_SECONDS)
+            return bool(reply)
+        except SequenceGap as gap:  # our view of the cursor (or fence) was stale
+            logger.warning("settlement of %s: %s", self.symbol, gap)
+            self.cursor.refresh_from_db()
+            self.buffer = EntryBuffer(
+                last_seq=self.cursor.last_seq,
+                fence=self.cursor.fence_token,
+                entries=buffer.entries,
+            )
+            result.gaps += 1
+            time.sleep(BLOCK_MS / 1000)  # bounded: the hole needs a redelivery anyway
+            return bool(reply)
+        client.xack(stream, GROUP, *ids)
+        buffer.settled(ids, settled.last_seq, settled.fence_token)
+        result.batches += 1
+        result.applied += settled.applied
+        result.duplicates += settled.duplicates
+        result.fenced += settled.fenced
+        result.last_seq = buffer.last_seq
+        if result.batches % TRIM_EVERY == 0:
+            client.xtrim(stream, minid=ids[-1].decode())
+        return True
+
+    def stopping(self) -> None:
+        pass
+
+    def close(self, *, lease_lost: bool) -> None:
+        pass
+
+
 def run_settlement_loop(
     symbol: str,
     *,
@@ -216,107 +307,16 @@ def run_settlement_loop(
     on_lease_tried: Callable[[], None] | None = None,
 ) -> SettlementLoopResult:
     """Settle a market's output stream until stopped, the lease is lost or a bound is hit."""
-    stop = stop or SHUTDOWN
     result = SettlementLoopResult(symbol=symbol)
     market = Market.objects.get(symbol=symbol)
-    use_loop_session_limits()
-    lease = Lease(role="settlement", symbol=symbol)
-    owned = lease.acquire()
-    if on_lease_tried is not None:
-        on_lease_tried()
-    if not owned:
-        end_loop_session_limits()
-        return result
-    result.owned = True
-    lease.start_heartbeat()
-    client: Any = get_redis()  # Any: redis-py types stream replies as a union of decode modes
-    stream = output_stream(symbol)
-    consumer = f"{owner_label()}:{lease.token}"
-    try:
-        cursor, _ = SettlementCursor.objects.get_or_create(market=market)
-        buffer = EntryBuffer(last_seq=cursor.last_seq, fence=cursor.fence_token)
-        ensure_group(client, stream)
-        buffer.add(_claim_pending(client, stream, consumer))
-        _drop_idle_consumers(client, stream, consumer)
-        gc.freeze()  # see trading.matching.GC_NOTE
-        started = last_activity = checked_at = claimed_at = time.monotonic()
-        while not stop.is_set():
-            now = time.monotonic()
-            if max_seconds is not None and now - started > max_seconds:
-                result.stopped_by = "max_seconds"
-                break
-            if idle_exit_seconds is not None and now - last_activity > idle_exit_seconds:
-                result.stopped_by = "idle"
-                break
-            lease.renew_if_due()
-            try:
-                reply = client.xreadgroup(
-                    GROUP, consumer, {stream: ">"}, count=READ_COUNT, block=BLOCK_MS
-                )
-            except ResponseError as exc:
-                if "NOGROUP" not in str(exc) and "UNBLOCKED" not in str(exc):
-                    raise
-                # Redis lost the stream (FLUSHDB): what we buffered is gone with it.
-                ensure_group(client, stream)
-                buffer = EntryBuffer(last_seq=buffer.last_seq, fence=buffer.fence)
-                continue
-            if reply:
-                buffer.add(reply[0][1])
-                last_activity = now
-            ids, entries = buffer.ready()
-            if (not reply or not ids) and now - claimed_at >= CLAIM_EVERY_SECONDS:
-                # A hole, or nothing new: an entry may sit with a dead or deposed consumer.
-                buffer.add(_claim_pending(client, stream, consumer))
-                claimed_at = now
-                ids, entries = buffer.ready()
-                if not ids and buffer.entries:
-                    # Still a hole: another consumer may have settled (and acked) the
-                    # missing entries, e.g. a deposed owner in its last moments after a
-                    # flush. The cursor says so; what it covers settles as duplicates.
-                    _catch_up_with_cursor(buffer, cursor)
-                    ids, entries = buffer.ready()
-            if not ids:
-                if buffer.entries:
-                    result.gaps += 1
-                continue
-            if now - checked_at >= CONNECTION_CHECK_SECONDS:
-                close_old_connections()
-                checked_at = now
-            try:
-                settled = settle_batch(market_id=market.pk, entries=entries)
-            except DatabaseError as exc:
-                # Nothing was written (the transaction rolled back); the buffer still holds
-                # the batch. A fresh connection next time; a lost lease stops us first.
-                logger.warning("settlement of %s: database error, retrying: %s", symbol, exc)
-                result.db_errors += 1
-                connection.close()
-                time.sleep(DB_RETRY_SECONDS)
-                continue
-            except SequenceGap as gap:  # our view of the cursor (or fence) was stale
-                logger.warning("settlement of %s: %s", symbol, gap)
-                cursor.refresh_from_db()
-                buffer = EntryBuffer(
-                    last_seq=cursor.last_seq, fence=cursor.fence_token, entries=buffer.entries
-                )
-                result.gaps += 1
-                time.sleep(BLOCK_MS / 1000)  # bounded: the hole needs a redelivery anyway
-                continue
-            client.xack(stream, GROUP, *ids)
-            buffer.settled(ids, settled.last_seq, settled.fence_token)
-            result.batches += 1
-            result.applied += settled.applied
-            result.duplicates += settled.duplicates
-            result.fenced += settled.fenced
-            result.last_seq = buffer.last_seq
-            last_activity = now
-            if result.batches % TRIM_EVERY == 0:
-                client.xtrim(stream, minid=ids[-1].decode())
-        else:
-            result.stopped_by = "shutdown"
-    except LeaseLost:
-        result.stopped_by = "lease_lost"
-        logger.warning("settlement loop of %s lost its lease", symbol)
-    finally:
-        lease.release()
-        end_loop_session_limits()
+    outcome = run_loop(
+        _SettlementBody(market, result),
+        role="settlement",
+        symbol=symbol,
+        stop=stop,
+        max_seconds=max_seconds,
+        idle_exit_seconds=idle_exit_seconds,
+        on_lease_tried=on_lease_tried,
+    )
+    result.owned, result.stopped_by = outcome.owned, outcome.stopped_by
     return result

@@ -17,7 +17,8 @@ from celery.signals import worker_shutting_down
 from markets.models import Market, MarketStatus
 from trading.lease import is_lease_live
 from trading.liveness import run_periodic_audit
-from trading.matching import SHUTDOWN, run_matching_loop
+from trading.loops import SHUTDOWN
+from trading.matching import run_matching_loop
 from trading.redis import get_redis
 from trading.services.outbox import sweep_outbox as sweep_outbox_rows
 from trading.settlement_loop import run_settlement_loop

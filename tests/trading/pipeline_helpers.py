@@ -230,7 +230,8 @@ def _main(argv: list[str]) -> int:
     django.setup()
     import trading.lease
     import trading.matching
-    from trading.matching import install_signal_handlers, run_matching_loop
+    from trading.loops import SHUTDOWN, install_signal_handlers
+    from trading.matching import run_matching_loop
     from trading.settlement_loop import run_settlement_loop
 
     # Test knobs: short leases (fast takeover), frequent snapshots (recovery replays from
@@ -247,7 +248,7 @@ def _main(argv: list[str]) -> int:
         result = runner(symbol, max_seconds=max_seconds)
         if result.owned or time.monotonic() - started > max_seconds:
             break
-        if trading.matching.SHUTDOWN.wait(0.1):
+        if SHUTDOWN.wait(0.1):
             break
     print(f"RESULT {result}", flush=True)  # noqa: T201 - read by the parent test
     return 0
