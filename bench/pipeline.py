@@ -189,7 +189,8 @@ def _spawn(role: str, symbol: str, seconds: float, log: str) -> subprocess.Popen
 def _worker(role: str, symbol: str, seconds: float, log: str) -> None:
     _setup_django()
     import trading.settlement_loop as loop_module
-    from trading.matching import install_signal_handlers, run_matching_loop
+    from trading.loops import install_signal_handlers
+    from trading.matching import run_matching_loop
 
     install_signal_handlers()
     if role == "matching":

@@ -99,14 +99,6 @@ class Market(models.Model):
         return self.symbol
 
     @property
-    def input_stream(self) -> str:
-        return f"market:{self.symbol}:in"
-
-    @property
-    def output_stream(self) -> str:
-        return f"market:{self.symbol}:out"
-
-    @property
     def is_trading(self) -> bool:
         return self.status == MarketStatus.TRADING
 

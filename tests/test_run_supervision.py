@@ -18,13 +18,14 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import quote
 
 import psycopg2
 import pytest
 import redis
 from django.conf import settings
 from psycopg2 import sql
+
+from tests.database_url import database_url
 
 pytestmark = pytest.mark.slow
 
@@ -48,8 +49,8 @@ def _admin_connection() -> psycopg2.extensions.connection:
         dbname="postgres",
         user=cfg["USER"] or "postgres",
         password=cfg["PASSWORD"] or None,
-        host=cfg["HOST"] or "127.0.0.1",
-        port=cfg["PORT"] or 5432,
+        host=cfg["HOST"] or None,
+        port=cfg["PORT"] or None,
     )
     conn.autocommit = True
     return conn
@@ -74,15 +75,11 @@ def redis_client() -> redis.Redis:
 
 def run_env(port: int, tmp_path: Path) -> dict[str, str]:
     cfg = settings.DATABASES["default"]
-    password = f":{quote(cfg['PASSWORD'], safe='')}" if cfg["PASSWORD"] else ""
     kwargs = redis_client().connection_pool.connection_kwargs
     return {
         **os.environ,
         "PORT": str(port),
-        "DATABASE_URL": (
-            f"postgres://{cfg['USER'] or 'postgres'}{password}@{cfg['HOST'] or '127.0.0.1'}:"
-            f"{cfg['PORT'] or 5432}/{DATABASE}"
-        ),
+        "DATABASE_URL": database_url(cfg, name=DATABASE),
         "REDIS_URL": f"redis://{kwargs['host']}:{kwargs['port']}/{REDIS_DB}",
         "CELERY_BEAT_SCHEDULE": str(tmp_path / "celerybeat-schedule"),
         "CELERY_CONCURRENCY": "2",

@@ -44,7 +44,6 @@ from trading.background import Worker
 from trading.dbsession import use_loop_session_limits
 from trading.engine.commands import BadCommand, PlaceOrder, command_from_dict
 from trading.lease import Lease, LeaseLost
-from trading.loops import install_signal_handlers as install_signal_handlers  # bench
 from trading.loops import run_loop
 from trading.models import EngineSnapshot, SettlementCursor
 from trading.recovery import (

@@ -1,6 +1,7 @@
 """Services of the accounts app: the only code that writes accounts rows.
 
-ledger.py       balances, holds, the double-entry journal (the money primitive)
+ledger.py       balances, the double-entry journal, moves (the money primitive)
+holds.py        holds on available funds: one (hold_funds) or a batch (hold_funds_many)
 deposits.py     credit a deposit (idempotent on its external reference)
 withdrawals.py  request / approve / complete / reject, daily limits per KYC level
 transfers.py    internal transfer between users

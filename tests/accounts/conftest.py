@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from allauth.mfa.models import Authenticator
+from allauth.mfa.totp.internal.auth import TOTP, generate_totp_secret
 
 from accounts.models import (
     Asset,
@@ -21,10 +22,8 @@ from accounts.models import (
 
 
 def enable_totp(user: User) -> Authenticator:
-    """Give the user a TOTP authenticator (the service only checks that one exists)."""
-    return Authenticator.objects.create(
-        user=user, type=Authenticator.Type.TOTP, data={"secret": "JBSWY3DPEHPK3PXP"}
-    )
+    """Give the user a TOTP authenticator, stored the way allauth stores one (encrypted)."""
+    return TOTP.activate(user, generate_totp_secret()).instance
 
 
 @pytest.fixture

@@ -39,13 +39,6 @@ def market(assets) -> Market:
     return make_market("BTC-USDT", assets["BTC"], assets["USDT"], last_price=D("50000"))
 
 
-def test_streams_are_named_after_the_symbol(market):
-    assert (market.input_stream, market.output_stream) == (
-        "market:BTC-USDT:in",
-        "market:BTC-USDT:out",
-    )
-
-
 def test_halt_and_resume_are_audited(market, staff):
     halt_market(market=market, actor=staff, reason="incident 7")
     assert get_market(symbol="BTC-USDT").status == MarketStatus.HALTED

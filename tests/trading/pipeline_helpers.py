@@ -130,14 +130,11 @@ def worker_env(**extra: str) -> dict[str, str]:
     from django.conf import settings
     from django.db import connection
 
-    cfg = connection.settings_dict
-    url = (
-        f"postgres://{cfg['USER'] or 'postgres'}@{cfg['HOST'] or '127.0.0.1'}:"
-        f"{cfg['PORT'] or 5432}/{cfg['NAME']}"
-    )
+    from tests.database_url import database_url
+
     env = {
         **os.environ,
-        "DATABASE_URL": url,
+        "DATABASE_URL": database_url(connection.settings_dict),
         "REDIS_URL": settings.REDIS_URL,
         "DJANGO_SETTINGS_MODULE": "exchange.settings.test",
         "PYTHONUNBUFFERED": "1",

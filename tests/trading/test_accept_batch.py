@@ -30,6 +30,7 @@ from trading.services import accept_batch, accept_write
 from trading.services.accept_batch import AcceptBatcher, get_batcher, stop_batcher
 from trading.services.orders import OrderSpec, place_order
 from trading.services.outbox import sweep_outbox
+from trading.streams import input_stream
 
 pytestmark = pytest.mark.django_db(transaction=True)
 D = Decimal
@@ -117,7 +118,7 @@ def test_concurrent_callers_share_one_transaction(alice, bob, btc_usdt, assets, 
     entries = list(OutboxEntry.objects.order_by("pk"))
     assert [e.payload["order_id"] for e in entries] == [o.pk for o in orders]
     assert all(e.published_at is not None for e in entries)
-    messages = [json.loads(f[b"c"]) for _, f in redis_db.xrange(btc_usdt.input_stream)]
+    messages = [json.loads(f[b"c"]) for _, f in redis_db.xrange(input_stream(btc_usdt.symbol))]
     assert [(m["cid"], m["order_id"]) for m in messages] == [
         (e.pk, e.payload["order_id"]) for e in entries
     ]
@@ -160,7 +161,7 @@ def test_a_rejection_in_a_batch_writes_nothing_and_spares_the_others(
     ]
     assert balance_of(alice, assets["USDT"]) == (D("0"), HOLD)
     assert balance_of(bob, assets["USDT"]) == (D("0"), HOLD)
-    assert redis_db.xlen(btc_usdt.input_stream) == 2
+    assert redis_db.xlen(input_stream(btc_usdt.symbol)) == 2
 
 
 def test_same_client_order_id_twice_in_one_batch(alice, btc_usdt, assets, redis_db, gate):
@@ -186,7 +187,7 @@ def test_same_client_order_id_twice_in_one_batch(alice, btc_usdt, assets, redis_
     assert sorted(Order.objects.values_list("client_order_id", flat=True)) == ["a", "b"]
     assert balance_of(alice, assets["USDT"]) == (HOLD * 3, HOLD * 2)
     assert OutboxEntry.objects.count() == 2
-    assert redis_db.xlen(btc_usdt.input_stream) == 2
+    assert redis_db.xlen(input_stream(btc_usdt.symbol)) == 2
 
 
 def test_a_stored_client_order_id_in_a_batch_returns_the_stored_order(
@@ -248,7 +249,7 @@ def test_a_failed_batch_falls_back_to_one_transaction_per_order(
     assert JournalEntry.objects.filter(kind=EntryKind.ORDER_HOLD).count() == 2
     assert balance_of(alice, assets["USDT"]) == (D("0"), HOLD)
     assert OutboxEntry.objects.filter(published_at__isnull=False).count() == 2
-    assert redis_db.xlen(btc_usdt.input_stream) == 2
+    assert redis_db.xlen(input_stream(btc_usdt.symbol)) == 2
 
 
 def test_xadd_failure_after_commit_leaves_rows_the_sweeper_sends_once(
@@ -267,14 +268,14 @@ def test_xadd_failure_after_commit_leaves_rows_the_sweeper_sends_once(
 
     assert all(isinstance(o, Order) for o in orders), orders
     assert OutboxEntry.objects.filter(published_at__isnull=True).count() == 3
-    assert redis_db.xlen(btc_usdt.input_stream) == 0
+    assert redis_db.xlen(input_stream(btc_usdt.symbol)) == 0
     OutboxEntry.objects.update(created_at=timezone.now() - timedelta(seconds=30))
 
     assert sweep_outbox() == 3
     assert sweep_outbox() == 0
 
     entries = list(OutboxEntry.objects.order_by("pk"))
-    messages = [json.loads(f[b"c"]) for _, f in redis_db.xrange(btc_usdt.input_stream)]
+    messages = [json.loads(f[b"c"]) for _, f in redis_db.xrange(input_stream(btc_usdt.symbol))]
     assert [(m["cid"], m["order_id"]) for m in messages] == [
         (e.pk, e.payload["order_id"]) for e in entries
     ]

@@ -20,6 +20,7 @@ from exchange.errors import DomainError
 from tests.conftest import balance_of, fund
 from trading.models import Order, OutboxEntry
 from trading.services.orders import OrderSpec, place_order
+from trading.streams import input_stream
 
 pytestmark = pytest.mark.django_db(transaction=True)
 D = Decimal
@@ -59,7 +60,7 @@ def test_exactly_k_buys_fit_the_balance(alice, btc_usdt, assets, redis_db, k):
     assert balance_of(alice, assets["USDT"]) == (D("0"), hold * k)
     assert Order.objects.aggregate(total=Sum("hold_remaining"))["total"] == hold * k
     assert OutboxEntry.objects.filter(published_at__isnull=False).count() == k
-    assert redis_db.xlen(btc_usdt.input_stream) == k
+    assert redis_db.xlen(input_stream(btc_usdt.symbol)) == k
 
 
 def test_concurrent_buys_and_sells_each_fit_their_own_balance(alice, btc_usdt, assets, redis_db):
@@ -100,4 +101,4 @@ def test_same_client_order_id_from_many_threads_creates_one_order(
     assert len({o.pk for o in orders}) == 1
     assert Order.objects.count() == 1
     assert balance_of(alice, assets["USDT"]) == (D("949.9"), D("50.1"))
-    assert redis_db.xlen(btc_usdt.input_stream) == 1
+    assert redis_db.xlen(input_stream(btc_usdt.symbol)) == 1

@@ -17,6 +17,7 @@ from trading.models import Order, OutboxEntry
 from trading.services import accept_write
 from trading.services.accept_batch import get_batcher
 from trading.services.orders import OrderSpec, place_order
+from trading.streams import input_stream
 
 D = Decimal
 HOLD = D("50.1")  # 0.001 BTC at 50,000 plus the 0.2% taker fee
@@ -57,7 +58,7 @@ def test_without_batching_each_order_goes_through_apply_batch_alone(
     assert JournalEntry.objects.filter(kind=EntryKind.ORDER_HOLD).count() == 2
     assert balance_of(alice, assets["USDT"]) == (D("0"), HOLD * 2)
     assert OutboxEntry.objects.filter(published_at__isnull=False).count() == 2
-    assert redis_db.xlen(btc_usdt.input_stream) == 2
+    assert redis_db.xlen(input_stream(btc_usdt.symbol)) == 2
 
 
 @pytest.mark.django_db

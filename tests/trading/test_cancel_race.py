@@ -25,6 +25,7 @@ from trading.recovery import LoopState
 from trading.redis import get_redis
 from trading.services.orders import cancel_order, place_order
 from trading.services.settlement import settle_batch
+from trading.streams import input_stream
 from trading.validation import OrderSpec
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("redis_db")]
@@ -43,7 +44,7 @@ class _Pipeline:
         self.offset = "0-0"
 
     def drain(self) -> None:
-        entries = get_redis().xrange(self.market.input_stream, min=f"({self.offset}")
+        entries = get_redis().xrange(input_stream(self.market.symbol), min=f"({self.offset}")
         if not entries:
             return
         self.offset = entries[-1][0].decode()

@@ -36,6 +36,7 @@ from trading.models import Order, OrderStatus, SettlementCursor, Trade
 from trading.services.orders import cancel_order, place_order
 from trading.services.settlement import settle_batch
 from trading.settlement_loop import GROUP, run_settlement_loop
+from trading.streams import output_stream
 from trading.validation import OrderSpec
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("redis_db")]
@@ -85,14 +86,14 @@ def test_an_entry_taken_by_a_dead_consumer_is_settled_while_the_owner_runs(
         place_order(user=alice, market=market, spec=limit("sell", "100", "1"))
         place_order(user=bob, market=market, spec=limit("buy", "100", str(k % 2 + 1)))
     _match_only(market.symbol)
-    entries = redis_db.xrange(market.output_stream)
+    entries = redis_db.xrange(output_stream(market.symbol))
     assert len(entries) >= 2
     # Replay the matching loop's output into a fresh stream while the owner runs, the
     # first entry straight into another consumer's hands (MULTI: the owner, blocked in
     # XREADGROUP, is served only after the transaction), as a consumer that read it and
     # then died or was deposed leaves it.
-    redis_db.delete(market.output_stream)
-    redis_db.xgroup_create(market.output_stream, GROUP, id="0", mkstream=True)
+    redis_db.delete(output_stream(market.symbol))
+    redis_db.xgroup_create(output_stream(market.symbol), GROUP, id="0", mkstream=True)
     owner = threading.Thread(
         target=run_settlement_loop,
         args=(market.symbol,),
@@ -101,17 +102,17 @@ def test_an_entry_taken_by_a_dead_consumer_is_settled_while_the_owner_runs(
     owner.start()
     time.sleep(0.5)  # the owner is up (and claimed what was pending then: nothing)
     pipe = redis_db.pipeline(transaction=True)
-    pipe.xadd(market.output_stream, entries[0][1])
-    pipe.xreadgroup(GROUP, "dead-consumer", {market.output_stream: ">"}, count=1)
+    pipe.xadd(output_stream(market.symbol), entries[0][1])
+    pipe.xreadgroup(GROUP, "dead-consumer", {output_stream(market.symbol): ">"}, count=1)
     assert pipe.execute()[1], "the other consumer did not get the entry"
     for _, fields in entries[1:]:
-        redis_db.xadd(market.output_stream, fields)
+        redis_db.xadd(output_stream(market.symbol), fields)
     owner.join(30)
 
     last = int(entries[-1][1][b"z"])
     assert SettlementCursor.objects.get(market=market).last_seq == last
     assert Trade.objects.filter(market=market).count() == 6
-    assert redis_db.xpending(market.output_stream, GROUP)["pending"] == 0
+    assert redis_db.xpending(output_stream(market.symbol), GROUP)["pending"] == 0
 
 
 def test_entries_another_consumer_settled_leave_no_hole_for_good(
@@ -126,9 +127,9 @@ def test_entries_another_consumer_settled_leave_no_hole_for_good(
         place_order(user=alice, market=market, spec=limit("sell", "100", "1"))
         place_order(user=bob, market=market, spec=limit("buy", "100", str(k % 2 + 1)))
     _match_only(market.symbol)
-    entries = redis_db.xrange(market.output_stream)
-    redis_db.delete(market.output_stream)
-    redis_db.xgroup_create(market.output_stream, GROUP, id="0", mkstream=True)
+    entries = redis_db.xrange(output_stream(market.symbol))
+    redis_db.delete(output_stream(market.symbol))
+    redis_db.xgroup_create(output_stream(market.symbol), GROUP, id="0", mkstream=True)
     owner = threading.Thread(
         target=run_settlement_loop,
         args=(market.symbol,),
@@ -138,16 +139,16 @@ def test_entries_another_consumer_settled_leave_no_hole_for_good(
     time.sleep(0.5)  # the owner has read the cursor (0)
     pipe = redis_db.pipeline(transaction=True)
     for _, fields in entries[:2]:
-        pipe.xadd(market.output_stream, fields)
-    pipe.xreadgroup(GROUP, "deposed", {market.output_stream: ">"}, count=2)
+        pipe.xadd(output_stream(market.symbol), fields)
+    pipe.xreadgroup(GROUP, "deposed", {output_stream(market.symbol): ">"}, count=2)
     taken = pipe.execute()[-1][0][1]
     settle_batch(
         market_id=market.pk,
         entries=[(int(f[b"t"]), json.loads(f[b"e"])) for _, f in taken],
     )
-    redis_db.xack(market.output_stream, GROUP, *[entry_id for entry_id, _ in taken])
+    redis_db.xack(output_stream(market.symbol), GROUP, *[entry_id for entry_id, _ in taken])
     for _, fields in entries[2:]:
-        redis_db.xadd(market.output_stream, fields)
+        redis_db.xadd(output_stream(market.symbol), fields)
     owner.join(30)
 
     assert SettlementCursor.objects.get(market=market).last_seq == int(entries[-1][1][b"z"])

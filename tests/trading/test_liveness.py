@@ -32,7 +32,7 @@ from trading.models import Order, OutboxEntry, SettlementCursor
 from trading.redis import get_redis, reset_redis_clients
 from trading.services.orders import place_order
 from trading.services.outbox import sweep_outbox
-from trading.streams import consumed_key
+from trading.streams import consumed_key, input_stream, output_stream
 from trading.tasks import audit_exchange
 from trading.validation import OrderSpec
 
@@ -89,7 +89,7 @@ def match_without_settling(market: Market, timeout: float = 20) -> None:
         while True:
             # Re-read the tail: a command's after-commit XADD may still be on its way.
             published = not OutboxEntry.objects.filter(published_at__isnull=True).exists()
-            tail = client.xrevrange(market.input_stream, count=1)[0][0]
+            tail = client.xrevrange(input_stream(market.symbol), count=1)[0][0]
             if published and client.get(consumed_key(market.symbol)) == tail:
                 break
             assert all(t.is_alive() for t in loops.threads), loops.results
@@ -190,7 +190,7 @@ def test_matched_but_unsettled_fails_until_settlement_runs(
 ) -> None:
     place_crossing_pair(alice, bob, funded)
     match_without_settling(funded)
-    [(_, fields)] = get_redis().xrange(funded.output_stream)
+    [(_, fields)] = get_redis().xrange(output_stream(funded.symbol))
     time.sleep(0.3)
 
     out, error = check_ledger("--max-age", "0.2")
@@ -221,7 +221,7 @@ def test_oldest_unsettled_entry_is_found_behind_settled_ones(
     time.sleep(1.0)
     place_order(user=alice, market=funded, spec=limit("sell", "50200", "0.1"))
     match_without_settling(funded)
-    entries = get_redis().xrange(funded.output_stream)
+    entries = get_redis().xrange(output_stream(funded.symbol))
 
     [violation] = liveness.matched_but_unsettled(0)
 
@@ -250,22 +250,22 @@ def test_bisection_finds_the_first_unsettled_entry(funded: Market, last_seq: int
             seq += 1
             ms_of_seq[seq] = base_ms + 3 * k
             fields = {"e": b"[]", "t": 2 if seq <= 20 else 3, "a": seq, "z": seq}
-            pipe.xadd(funded.output_stream, fields, id=f"{base_ms + 3 * k}-{n}")
+            pipe.xadd(output_stream(funded.symbol), fields, id=f"{base_ms + 3 * k}-{n}")
     pipe.execute()
-    newest = client.xrevrange(funded.output_stream, count=1)[0]
+    newest = client.xrevrange(output_stream(funded.symbol), count=1)[0]
 
     oldest = liveness._oldest_unsettled_ms(
         client, liveness._Cursor(funded.symbol, last_seq, 3), newest
     )
 
     assert oldest == ms_of_seq[max(last_seq + 1, 21)]
-    client.delete(funded.output_stream)
+    client.delete(output_stream(funded.symbol))
 
 
 def test_fenced_entries_of_a_deposed_owner_are_not_overdue(funded: Market) -> None:
     client = get_redis()
     SettlementCursor.objects.create(market=funded, last_seq=0, fence_token=5)
-    client.xadd(funded.output_stream, {"e": b"[]", "t": 4, "a": 1, "z": 3})
+    client.xadd(output_stream(funded.symbol), {"e": b"[]", "t": 4, "a": 1, "z": 3})
 
     assert liveness.matched_but_unsettled(0) == []
 

@@ -29,7 +29,7 @@ from trading.recovery import (
 )
 from trading.redis import get_redis
 from trading.services.orders import cancel_order, place_order
-from trading.streams import consumed_key, ready_key
+from trading.streams import consumed_key, input_stream, ready_key
 from trading.validation import OrderSpec
 
 D = Decimal
@@ -130,7 +130,7 @@ def _match_without_settling(market: Market) -> None:
     client = get_redis()
     loops = start_loops([market.symbol], settlement=False)
     try:
-        tail = client.xrevrange(market.input_stream, count=1)[0][0]
+        tail = client.xrevrange(input_stream(market.symbol), count=1)[0][0]
         deadline = time.monotonic() + 30
         while client.get(consumed_key(market.symbol)) != tail:
             assert time.monotonic() < deadline, "the matching loop did not consume the stream"

@@ -21,6 +21,7 @@ from trading.models import OutboxEntry
 from trading.redis import reset_redis_clients
 from trading.services.orders import OrderSpec, cancel_order, place_order
 from trading.services.outbox import sweep_outbox, write_outbox
+from trading.streams import input_stream
 
 pytestmark = pytest.mark.django_db(transaction=True)
 D = Decimal
@@ -34,7 +35,7 @@ def buy(quantity: str = "0.001", **kw: object) -> OrderSpec:
 def stream(redis_db, market) -> list[dict]:
     return [
         {"id": sid.decode(), **json.loads(fields[b"c"])}
-        for sid, fields in redis_db.xrange(market.input_stream)
+        for sid, fields in redis_db.xrange(input_stream(market.symbol))
     ]
 
 
@@ -63,14 +64,14 @@ def test_nothing_is_sent_before_commit_or_after_rollback(trader, btc_usdt, redis
     def write_then_fail() -> None:
         with transaction.atomic():
             write_outbox(market=btc_usdt, command=CancelAll(account_id=trader.pk))
-            assert redis_db.xlen(btc_usdt.input_stream) == 0
+            assert redis_db.xlen(input_stream(btc_usdt.symbol)) == 0
             raise RuntimeError("rolled back on purpose")
 
     with pytest.raises(RuntimeError, match="rolled back on purpose"):
         write_then_fail()
 
     assert OutboxEntry.objects.count() == 0
-    assert redis_db.xlen(btc_usdt.input_stream) == 0
+    assert redis_db.xlen(input_stream(btc_usdt.symbol)) == 0
 
 
 def test_rejected_order_writes_no_outbox_row_and_sends_nothing(trader, btc_usdt, redis_db):
@@ -78,7 +79,7 @@ def test_rejected_order_writes_no_outbox_row_and_sends_nothing(trader, btc_usdt,
         place_order(user=trader, market=btc_usdt, spec=buy(quantity="1"))
 
     assert OutboxEntry.objects.count() == 0
-    assert redis_db.xlen(btc_usdt.input_stream) == 0
+    assert redis_db.xlen(input_stream(btc_usdt.symbol)) == 0
 
 
 def test_order_is_accepted_while_redis_is_down_and_swept_exactly_once(

@@ -40,7 +40,7 @@ from trading.models import OPEN_STATUSES, Order, OrderStatus, Trade
 from trading.recovery import LoopState, load_latest_state
 from trading.redis import get_redis
 from trading.services.orders import place_order
-from trading.streams import lease_key
+from trading.streams import input_stream, lease_key
 from trading.workload import random_spec
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("redis_db")]
@@ -99,7 +99,7 @@ def _place_all_in_thread(market: Market, users: list[User], seed: int, count: in
 def _reference(market: Market) -> tuple[list[tuple], dict[int, str]]:
     """Trades and final order states of an uninterrupted engine fed the same input stream."""
     state = LoopState(engine=Engine())
-    events = _apply_entries(state, get_redis().xrange(market.input_stream), suppress_upto=0)
+    events = _apply_entries(state, get_redis().xrange(input_stream(market.symbol)), suppress_upto=0)
     trades, final = [], {}
     for event in events:
         kind = event[0]

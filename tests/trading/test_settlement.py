@@ -28,6 +28,7 @@ from trading.redis import get_redis
 from trading.services.orders import place_order
 from trading.services.settlement import SequenceGap, settle_batch
 from trading.settlement_loop import EntryBuffer
+from trading.streams import input_stream
 from trading.workload import random_spec
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("redis_db")]
@@ -55,7 +56,7 @@ def _engine_entries(market: Market) -> list[tuple[int, list]]:
     """Run the market's input stream through an in-process engine: one entry per command."""
     state = LoopState(engine=Engine())
     out = []
-    for entry in get_redis().xrange(market.input_stream):
+    for entry in get_redis().xrange(input_stream(market.symbol)):
         events = _apply_entries(state, [entry], suppress_upto=0)
         if events:
             out.append((1, events))

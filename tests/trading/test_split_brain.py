@@ -21,7 +21,7 @@ from tests.trading.pipeline_helpers import spawn_worker, stop_worker, wait_settl
 from trading.models import Order, OrderStatus, SettlementCursor, Trade
 from trading.redis import get_redis
 from trading.services.orders import place_order
-from trading.streams import lease_key
+from trading.streams import lease_key, output_stream
 from trading.workload import random_spec
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("redis_db")]
@@ -79,7 +79,7 @@ def test_second_loop_and_paused_owner_never_get_events_settled(assets: dict[str,
     try:
         place(150)
         wait_settled([market.symbol])
-        while_owned = set(_tokens_in_stream_order(market.output_stream))
+        while_owned = set(_tokens_in_stream_order(output_stream(market.symbol)))
 
         first.send_signal(signal.SIGSTOP)  # paused past its lease, not dead
         token_b = _wait_token(market.symbol, other_than=token_a)
@@ -99,7 +99,7 @@ def test_second_loop_and_paused_owner_never_get_events_settled(assets: dict[str,
             for name, p in (("first", first), ("second", second), ("settler", settler))
         }
 
-    tokens = _tokens_in_stream_order(market.output_stream)
+    tokens = _tokens_in_stream_order(output_stream(market.symbol))
     switch = tokens.index(int(token_b))
     from_loser_after = sum(1 for t in tokens[switch:] if t == int(token_a))
     fenced = "fenced=0" in logs["settler"]

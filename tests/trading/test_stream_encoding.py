@@ -14,6 +14,7 @@ import pytest
 from django.db import connection
 
 from exchange.pgarray import decimal_array, int_array, text_array
+from trading import streams
 from trading.streams import decode_command, decode_events_entry, encode_events_entry
 
 AWKWARD_TEXT = [
@@ -93,3 +94,9 @@ def test_commands_keep_big_integers_exact_and_refuse_non_json() -> None:
     assert decode_command(orjson.dumps(plain)) == plain
     with pytest.raises(orjson.JSONDecodeError):
         decode_command(b"{not json")
+
+
+def test_every_key_of_a_market_is_named_after_its_symbol():
+    """trading.streams is the one place that spells a market's Redis keys."""
+    assert streams.input_stream("BTC-USDT") == "market:BTC-USDT:in"
+    assert streams.output_stream("BTC-USDT") == "market:BTC-USDT:out"
