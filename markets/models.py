@@ -60,6 +60,9 @@ class Market(models.Model):
     listed = models.BooleanField(
         default=True, help_text=_("Shown to users; unlisted markets are for tests and staff.")
     )
+    # The settlement sequence the market data (DepthLevel rows) reflects: the depth
+    # snapshot's lastUpdateId. Written by settlement with every batch, in its transaction.
+    book_seq = models.BigIntegerField(default=0, editable=False)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -105,3 +108,78 @@ class Market(models.Model):
     @property
     def accepts_cancels(self) -> bool:
         return self.status in (MarketStatus.TRADING, MarketStatus.CANCEL_ONLY)
+
+
+class CandleInterval(models.TextChoices):
+    """The intervals stored by settlement; every other one is aggregated from these."""
+
+    MINUTE = "1m", "1m"
+    HOUR = "1h", "1h"
+    DAY = "1d", "1d"
+
+
+VOLUME: dict[str, Any] = {"max_digits": 48, "decimal_places": 18}  # sums of MONEY amounts
+
+
+class Candle(models.Model):
+    """One stored interval of one market's trades (UTC), written by settlement in the same
+    transaction as the trades it counts (markets.sql.candle_upsert), so it never disagrees
+    with the trades table. Intervals without a trade have no row.
+
+    open and close are the prices of the interval's first and last trade by trade id (the
+    trade's per-market sequence); the taker-buy volumes count trades whose taker bought.
+    """
+
+    market = models.ForeignKey(Market, on_delete=models.PROTECT, related_name="+", db_index=False)
+    interval = models.CharField(max_length=3, choices=CandleInterval.choices)
+    open_time = models.DateTimeField()
+    open = models.DecimalField(**MONEY)
+    high = models.DecimalField(**MONEY)
+    low = models.DecimalField(**MONEY)
+    close = models.DecimalField(**MONEY)
+    volume = models.DecimalField(**VOLUME)
+    quote_volume = models.DecimalField(**VOLUME)
+    trade_count = models.BigIntegerField()
+    taker_buy_volume = models.DecimalField(**VOLUME)
+    taker_buy_quote_volume = models.DecimalField(**VOLUME)
+    first_trade_id = models.BigIntegerField()
+    last_trade_id = models.BigIntegerField()
+
+    class Meta:
+        constraints = (
+            models.UniqueConstraint(
+                fields=["market", "interval", "open_time"], name="candle_market_interval_time"
+            ),
+            models.CheckConstraint(
+                condition=Q(trade_count__gt=0, first_trade_id__lte=models.F("last_trade_id")),
+                name="candle_has_trades",
+            ),
+        )
+
+    def __str__(self) -> str:
+        return f"{self.market_id} {self.interval} {self.open_time:%Y-%m-%d %H:%M}"
+
+
+class DepthLevel(models.Model):
+    """One price level of a market's order book as settlement last saw it: the engine's total
+    at that price after the event `Market.book_seq` names. Written in settlement's transaction
+    (markets.sql.depth_upsert / depth_delete) from the engine's absolute level totals, so
+    the levels and `book_seq` always describe the same instant; an empty level has no row.
+    """
+
+    market = models.ForeignKey(Market, on_delete=models.PROTECT, related_name="+", db_index=False)
+    side = models.CharField(max_length=4)  # "buy" (bids) or "sell" (asks)
+    price = models.DecimalField(**MONEY)
+    quantity = models.DecimalField(**MONEY)
+
+    class Meta:
+        constraints = (
+            models.UniqueConstraint(
+                fields=["market", "side", "price"], name="depthlevel_market_side_price"
+            ),
+            models.CheckConstraint(condition=Q(quantity__gt=0), name="depthlevel_quantity_gt_0"),
+            models.CheckConstraint(condition=Q(side__in=["buy", "sell"]), name="depthlevel_side"),
+        )
+
+    def __str__(self) -> str:
+        return f"{self.market_id} {self.side} {self.price}"

@@ -44,10 +44,10 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import transaction
-from django.utils import timezone
 
 from accounts.models import BalanceKind, Bucket, EntryKind
 from accounts.services.ledger import Move, apply_moves
+from exchange import clock
 from trading.models import OrderStatus, SettlementCursor
 from trading.publish import publish_on_commit
 from trading.services.settlement_messages import batch_messages
@@ -269,7 +269,7 @@ def settle_batch(*, market_id: int, entries: Sequence[Entry]) -> SettleResult:
     if not fresh:
         if cursor.fence_token != fence_before:
             SettlementCursor.objects.filter(market_id=market_id).update(
-                fence_token=cursor.fence_token, updated_at=timezone.now()
+                fence_token=cursor.fence_token, updated_at=clock.now()
             )
         result.last_seq, result.fence_token = cursor.last_seq, cursor.fence_token
         return result
@@ -450,14 +450,16 @@ def _write(batch: _Batch, cursor: _Cursor) -> list[tuple[int, str, Decimal, Deci
     """Write the batch; return the touched users' balances (for the messages)."""
     rules = batch.rules
     last_price = None if batch.last_price_ticks is None else rules.tick * batch.last_price_ticks
+    tick, lot = rules.tick_e18, rules.lot_e18
     write_batch(
         market_id=rules.market_id,
-        now=timezone.now(),
+        now=clock.now(),
         trades=batch.trades,
         orders=[o for o in batch.orders.values() if o.changed],
         last_price=last_price,
         last_seq=cursor.last_seq,
         fence_token=cursor.fence_token,
+        depth={(side, tick * price): lot * total for (side, price), total in batch.depth.items()},
     )
     if batch.triggered:  # rare: its own statement keeps the batch write's shape
         write_triggers(market_id=rules.market_id, triggered=batch.triggered)

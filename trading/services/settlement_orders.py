@@ -13,7 +13,7 @@ is exact), so no Decimal is built per row on the way back either.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Context, Decimal
@@ -23,7 +23,14 @@ from django.db import connection
 
 from exchange.db import PreparedStatement
 from exchange.pgarray import int_array, text_array
-from markets.sql import last_price_update
+from markets.sql import (
+    batch_market_update,
+    candle_params,
+    candle_upsert,
+    depth_delete,
+    depth_params,
+    depth_upsert,
+)
 from trading.models import TERMINAL_STATUSES, OrderStatus
 
 _TERMINAL = frozenset(str(s) for s in TERMINAL_STATUSES)
@@ -120,7 +127,19 @@ WITH trades AS (
     WHERE o.id = v.id
 ), market AS (
 """,
-            last_price_update(),
+            batch_market_update(),
+            """
+), candles AS (
+""",
+            candle_upsert(),
+            """
+), depth_set AS (
+""",
+            depth_upsert(),
+            """
+), depth_gone AS (
+""",
+            depth_delete(),
             """
 )
 UPDATE trading_settlementcursor
@@ -263,9 +282,11 @@ def write_batch(
     last_price: Decimal | None,
     last_seq: int,
     fence_token: int,
+    depth: Mapping[tuple[str, int], int],
 ) -> None:
-    """Insert the trades, write the changed orders, the last price and the cursor; one
-    statement."""
+    """Insert the trades, write the changed orders, the market's last price, book_seq,
+    candles and changed depth levels (``depth``: (side, price e18) -> total e18), and the
+    cursor; one statement."""
     rows = sorted(orders, key=lambda o: o.id)
     for order in rows:
         if order.status == _NEW and order.filled_quantity_e18:
@@ -296,6 +317,15 @@ def write_batch(
         "last_price": last_price,
         "last_seq": last_seq,
         "fence_token": fence_token,
+        **candle_params(
+            now=now,
+            seq=trades.seq,
+            price_e18=trades.price_e18,
+            quantity_e18=trades.quantity_e18,
+            quote_e18=trades.quote_e18,
+            taker_side=trades.side,
+        ),
+        **depth_params(depth),
     }
     with connection.cursor() as cursor:
         _WRITE.execute(cursor, params)
