@@ -95,3 +95,24 @@ def list_markets(
     if tradable_only:
         markets = markets.filter(status=MarketStatus.TRADING)
     return markets
+
+
+# Market data (markets.marketdata): the only readers of candles, tickers, depth and trades.
+# Imported last: those modules use get_market above.
+from markets.marketdata.candles import candles  # noqa: E402
+from markets.marketdata.depth import book_ticker, book_tickers, depth  # noqa: E402
+from markets.marketdata.ticker import ticker, tickers  # noqa: E402
+from markets.marketdata.trades import recent_trades  # noqa: E402
+
+__all__ = [
+    "book_ticker",
+    "book_tickers",
+    "candles",
+    "depth",
+    "get_current_market",
+    "get_market",
+    "list_markets",
+    "recent_trades",
+    "ticker",
+    "tickers",
+]
