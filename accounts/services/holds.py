@@ -22,12 +22,12 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from django.db import connection, transaction
-from django.utils import timezone
 
 from accounts.amounts import parse_amount
 from accounts.errors import InsufficientFunds
 from accounts.locks import LockedBalance, lock_user_balances
 from accounts.models import Asset, EntryKind, JournalEntry, User
+from exchange import clock
 from exchange.db import PreparedStatement
 from exchange.pgarray import decimal_array, int_array, text_array
 
@@ -97,7 +97,7 @@ def hold_funds(
     require_atomic()
     if len(ref) > MAX_REF_CHARS:
         raise ValueError("ref is at most 64 characters")
-    now = timezone.now()
+    now = clock.now()
     with connection.cursor() as cursor:
         _HOLD.execute(
             cursor,
@@ -235,7 +235,7 @@ def hold_funds_many(*, holds: Sequence[Hold], kind: EntryKind = EntryKind.ORDER_
                 "assets": int_array([h.asset.pk for h in holds]),
                 "amounts": decimal_array([h.amount for h in holds]),
                 "kind": str(kind),
-                "now": timezone.now(),
+                "now": clock.now(),
             },
         )
         (held,) = cursor.fetchone()

@@ -33,11 +33,11 @@ from typing import TypeVar
 from django.db import IntegrityError, connection, transaction
 from django.db.backends.utils import CursorWrapper
 from django.db.models import Model
-from django.utils import timezone
 
 from accounts.models import Asset, User
 from accounts.services.audit import ActorContext, record_audit
 from accounts.services.holds import Hold, HoldBook, hold_funds_many
+from exchange import clock
 from exchange.db import PreparedStatement
 from exchange.errors import DomainError
 from exchange.pgarray import decimal_array, int_array, text_array
@@ -115,7 +115,7 @@ def _apply(
     outcomes: list[Outcome | None] = [None] * len(batch)
     same_as: dict[int, int] = {}  # request index -> earlier accepted index with its coid
     entries: list[OutboxEntry] = []
-    now = timezone.now()
+    now = clock.now()
     with transaction.atomic(durable=True), connection.cursor() as cursor:
         accepted = _decide(cursor, batch, outcomes, same_as) if checked else list(range(len(batch)))
         if accepted:
