@@ -146,7 +146,7 @@ class BookClient:
         self._inbox.put(_SUBSCRIBE)
 
     def close(self) -> None:
-        if self._channel:
+        if self._channel and self._receiver.is_alive():
             asyncio.run_coroutine_threadsafe(
                 self._layer.send(self._channel, _STOP), self._loop
             ).result(10)
