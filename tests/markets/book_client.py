@@ -31,6 +31,7 @@ import contextlib
 import queue
 import threading
 import time
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -104,11 +105,16 @@ class BookClient:
 
     ``subscriptions`` counts (re)subscriptions, ``snapshots`` every snapshot read,
     ``resyncs`` those forced by a gap (a diff whose prev_seq was not the last applied seq);
-    ``diffs`` is every diff received, in arrival order.
+    ``diffs`` is every diff received, in arrival order. ``drop`` makes the transport lose
+    the diffs it picks (``dropped``), as a full channel or a dead publisher would.
     """
 
-    def __init__(self, symbol: str) -> None:
+    def __init__(
+        self, symbol: str, *, drop: Callable[[dict[str, Any]], bool] | None = None
+    ) -> None:
         self.symbol = symbol
+        self._drop = drop  # a lossy transport: diffs it returns True for never arrive
+        self.dropped: list[dict[str, Any]] = []
         self.group = depth_group(symbol)
         self.subscriptions = self.snapshots = self.resyncs = 0
         self.diffs: list[dict[str, Any]] = []
@@ -190,7 +196,11 @@ class BookClient:
             message = await self._layer.receive(self._channel)
             if message.get("type") == _STOP["type"]:
                 return
-            if message.get("type") == "depth.diff":
+            if message.get("type") != "depth.diff":
+                continue
+            if self._drop is not None and self._drop(message):
+                self.dropped.append(message)
+            else:
                 self._inbox.put(message)
 
     def _receive_forever(self) -> None:

@@ -30,7 +30,13 @@ from accounts.models import Asset, User
 from markets.models import DepthLevel, Market
 from markets.selectors import depth
 from tests.conftest import assert_ledger_clean, fund, make_user
-from tests.markets.book_client import Book, BookClient, depth_book, engine_levels
+from tests.markets.book_client import (
+    Book,
+    BookClient,
+    InProcessPipeline,
+    depth_book,
+    engine_levels,
+)
 from tests.trading.conftest import _stop_accept_batcher as _stop_accept_batcher
 from tests.trading.conftest import make_market
 from tests.trading.conftest import redis_db as redis_db  # the fixture, for this folder
@@ -52,13 +58,10 @@ from trading.redis import get_redis
 from trading.services.orders import place_order
 from trading.services.settlement import settle_batch
 from trading.streams import decode_events_entry, output_stream, ready_key
+from trading.validation import OrderSpec
 from trading.workload import random_spec
 
-pytestmark = [
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.usefixtures("redis_db"),
-    pytest.mark.slow,
-]
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("redis_db")]
 
 D = Decimal
 MID, TICK, LOT = D("100"), D("0.01"), D("0.001")
@@ -174,6 +177,7 @@ class _Exchange:
             stop_worker(proc)
 
 
+@pytest.mark.slow
 def test_a_killed_matching_loop_is_invisible_to_the_book(assets: dict[str, Asset]) -> None:
     """(a) SIGKILL of the matching process mid-run; a new one restores its snapshot and
     replays. It regenerates the same events with the same seqs and settlement drops those it
@@ -231,6 +235,7 @@ def _spawn_dying_settlement(symbol: str, nth: int) -> subprocess.Popen[bytes]:
     return proc
 
 
+@pytest.mark.slow
 def test_a_settlement_killed_between_commit_and_publish_is_a_gap_the_client_heals(
     assets: dict[str, Asset],
 ) -> None:
@@ -280,6 +285,7 @@ def _rows(market: Market) -> dict[str, Any]:
     }
 
 
+@pytest.mark.slow
 def test_a_redelivered_batch_changes_no_row_and_sends_no_diff(assets: dict[str, Asset]) -> None:
     """(c) Every entry still in the output stream, already settled, is settled again."""
     exchange = _Exchange(assets, "DC-USDT", seed=3)
@@ -311,6 +317,35 @@ def test_a_redelivered_batch_changes_no_row_and_sends_no_diff(assets: dict[str, 
     assert_ledger_clean()
 
 
+def test_a_diff_lost_in_transport_is_a_gap_the_client_resyncs_over(
+    assets: dict[str, Asset],
+) -> None:
+    """(b, fast) The same gap as a settlement killed before publishing, made in the
+    client's transport instead: the diff that rests the only ask is lost, and no later diff
+    touches that level, so only a resync from the snapshot can show it."""
+    exchange_market = make_market(
+        "DT-USDT", assets["BTC"], assets["USDT"], lot_size=LOT, min_notional=D("0"), last_price=MID
+    )
+    trader = make_user("dt@example.com")
+    fund(trader, assets["BTC"], "10")
+    fund(trader, assets["USDT"], "100000")
+    pipeline = InProcessPipeline(exchange_market)
+    client = BookClient("DT-USDT", drop=lambda diff: bool(diff["asks"])).start()
+    try:
+        for side, price in (("buy", "99"), ("sell", "101"), ("buy", "98")):
+            spec = OrderSpec(side=side, price=D(price), quantity=D("0.5"))
+            place_order(user=trader, market=exchange_market, spec=spec)
+            pipeline.drain()  # one batch, one diff each
+        book = client.wait_for(SettlementCursor.objects.get(market=exchange_market).last_seq)
+    finally:
+        client.close()
+
+    assert [d["asks"] for d in client.dropped] == [[["101.00", "0.500"]]]
+    assert book[1] == [(D("101.00"), D("0.5"))]
+    assert book == engine_levels(pipeline.engine, exchange_market) == depth_book(depth("DT-USDT"))
+    assert client.resyncs == 1
+
+
 class _Watchdog:
     """What beat's lease watchdog does: start a loop process again once it has ended."""
 
@@ -335,6 +370,7 @@ class _Watchdog:
         self.thread.join()
 
 
+@pytest.mark.slow
 def test_a_redis_flush_mid_run_is_healed_by_a_resubscription(assets: dict[str, Asset]) -> None:
     """(d) FLUSHDB of the exchange's Redis db while orders flow: the loops lose their
     leases and end, the watchdog starts them again, matching rebuilds from PostgreSQL with
