@@ -22,11 +22,13 @@ fixed reference.
 
 from __future__ import annotations
 
+import contextlib
 import random
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -226,6 +228,25 @@ def _start_loops(markets: Sequence[Market], stop: threading.Event) -> list[threa
     return threads
 
 
+def _close_connections(pool: ThreadPoolExecutor, workers: int) -> None:
+    """Close each pool thread's database connection, then the pool.
+
+    The barrier holds every task until all `workers` run at once, which puts exactly one on
+    each thread: while the others wait, the pool starts a thread for the next task (up to
+    `workers`), and an idle pool has no other work.
+    """
+    barrier = threading.Barrier(workers)
+
+    def close() -> None:
+        with contextlib.suppress(threading.BrokenBarrierError):
+            barrier.wait(timeout=5)
+        connection.close()
+
+    for done in [pool.submit(close) for _ in range(workers)]:
+        done.result()
+    pool.shutdown()
+
+
 def seed_history(
     *,
     markets: Sequence[Market],
@@ -259,13 +280,17 @@ def seed_history(
     quoters = [_Quoter(m, seed=seed, slots=len(moments), maker=maker, taker=taker) for m in fresh]
     stop = threading.Event()
     threads = _start_loops(fresh, stop) if inline else []
+    # One thread per market places its slot's orders: the accept batcher commits the
+    # markets' orders together, a third of the time of placing them one market after another.
+    pool = ThreadPoolExecutor(max_workers=len(quoters), thread_name_prefix="history")
     try:
         for index, moment in enumerate(moments):
             with clock.shifted(moment):
-                for quoter in quoters:
-                    quoter.run_slot(index)
+                for placed in [pool.submit(quoter.run_slot, index) for quoter in quoters]:
+                    placed.result()  # re-raises what a market's thread raised
                 _wait_settled(fresh, slot_timeout)
     finally:
+        _close_connections(pool, len(quoters))
         stop.set()
         for thread in threads:
             thread.join(30)
