@@ -124,8 +124,10 @@ def candles(
 
     `start`/`end` are aware datetimes (any zone; UTC is used) or None. Prices are quantized
     to the tick's places, base volumes to the lot's, quote volumes to the quote asset's
-    decimals. At most two queries. Raises InvalidInterval, InvalidLimit, InvalidRange
-    (naive or non-datetime bound, start after end), MarketNotFound; reads only.
+    decimals. Two queries at most (the first trade's time, only with `start`; the
+    aggregate), after reading the market when given a symbol. Raises InvalidInterval,
+    InvalidLimit, InvalidRange (naive or non-datetime bound, start after end),
+    MarketNotFound; reads only.
     """
     spec = parse_interval(interval)
     check_limit(limit, maximum=MAX_LIMIT)
