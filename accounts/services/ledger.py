@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from django.db import connection
-from django.utils import timezone
 
 from accounts.amounts import LEDGER_DECIMALS, decimal_places, money_context, parse_amount
 from accounts.errors import InsufficientFunds
@@ -34,6 +33,7 @@ from accounts.models import (
 )
 from accounts.services.holds import hold_funds as hold_funds  # its callers import it here
 from accounts.services.holds import require_atomic
+from exchange import clock
 
 ZERO = Decimal("0")
 SYSTEM_KINDS = frozenset({BalanceKind.FEES, BalanceKind.ROUNDING, BalanceKind.EXTERNAL})
@@ -174,7 +174,7 @@ def _insert_missing(
     user_assets: Collection[tuple[int, int]],
     system_assets: Collection[tuple[str, int, str]],
 ) -> None:
-    now = timezone.now()
+    now = clock.now()
     with connection.cursor() as cursor:
         if user_assets:
             cursor.execute(
@@ -262,7 +262,7 @@ def _write_entry(
     postings: Sequence[tuple[int, int, str, Decimal]],
 ) -> JournalEntry:
     ids = sorted(net)
-    now = timezone.now()
+    now = clock.now()
     with connection.cursor() as cursor:
         cursor.execute(_UPDATE_SQL, [now, ids, [net[i][0] for i in ids], [net[i][1] for i in ids]])
         # The rows are locked and were checked above, so a miss means a broken invariant
