@@ -50,7 +50,7 @@ from typing import Any
 from django.db import connection
 
 from exchange import clock
-from markets.marketdata.common import check_limit, quantizer, resolve_market
+from markets.marketdata.common import check_limit, notional_quantizer, quantizer, resolve_market
 from markets.marketdata.errors import InvalidRange
 from markets.marketdata.intervals import Interval, parse_interval
 from markets.models import Market
@@ -123,8 +123,8 @@ def candles(
     """The market's klines of `interval`, ascending by open time (Binance's semantics above).
 
     `start`/`end` are aware datetimes (any zone; UTC is used) or None. Prices are quantized
-    to the tick's places, base volumes to the lot's, quote volumes to the quote asset's
-    decimals. Two queries at most (the first trade's time, only with `start`; the
+    to the tick's places, base volumes to the lot's, quote volumes to tick + lot
+    places (exact: markets.marketdata.common.notional_quantizer). Two queries at most (the first trade's time, only with `start`; the
     aggregate), after reading the market when given a symbol. Raises InvalidInterval,
     InvalidLimit, InvalidRange (naive or non-datetime bound, start after end),
     MarketNotFound; reads only.
@@ -212,7 +212,7 @@ def _klines(
             return []
         lo = min(rows)
     tick, lot = quantizer(market.tick_size), quantizer(market.lot_size)
-    unit = Decimal(1).scaleb(-market.quote.decimals)
+    unit = notional_quantizer(market)
     zero_base, zero_quote = Decimal(0).quantize(lot), Decimal(0).quantize(unit)
     out: list[Kline] = []
     opened = lo

@@ -33,3 +33,12 @@ def places(step: Decimal) -> int:
 def quantizer(step: Decimal) -> Decimal:
     """The exponent to quantize prices (tick) or quantities (lot) to: 0.01 for 2 places."""
     return Decimal(1).scaleb(-places(step))
+
+
+def notional_quantizer(market: Market) -> Decimal:
+    """The exponent of exact quote amounts (price x quantity): tick places + lot places.
+
+    A trade's notional always fits it exactly, so quote volumes summed from trades are shown
+    unrounded (the quote asset's own decimals are for balances, which settlement rounds).
+    """
+    return Decimal(1).scaleb(-min(18, places(market.tick_size) + places(market.lot_size)))

@@ -35,7 +35,7 @@ from django.db import connection
 from exchange import clock
 from markets import selectors  # module, not names: markets.selectors re-exports this package
 from markets.errors import MarketNotFound
-from markets.marketdata.common import quantizer
+from markets.marketdata.common import notional_quantizer, quantizer
 from markets.marketdata.depth import book_tickers
 from markets.models import Market
 
@@ -179,7 +179,7 @@ def _compute(markets: list[Market], now: datetime) -> list[Ticker]:
     for market in markets:
         open_, high, low, last, volume, quote, count, first, last_id, prev = rows[market.pk]
         tick, lot = quantizer(market.tick_size), quantizer(market.lot_size)
-        unit = Decimal(1).scaleb(-market.quote.decimals)
+        unit = notional_quantizer(market)
         if count is None:  # no trade in the window
             last = market.last_price or Decimal(0)
             open_ = high = low = last

@@ -21,7 +21,7 @@ from decimal import Decimal
 from django.apps import apps
 from django.db import models
 
-from markets.marketdata.common import check_limit, places, quantizer, resolve_market
+from markets.marketdata.common import check_limit, notional_quantizer, quantizer, resolve_market
 from markets.marketdata.errors import InvalidRange, InvalidTradeId
 from markets.models import Market
 
@@ -101,7 +101,7 @@ def recent_trades(
         picked.reverse()
     tick, lot = quantizer(found.tick_size), quantizer(found.lot_size)
     # price x quantity is exact at the sum of both places; settlement stores it so.
-    quote = Decimal(1).scaleb(-(places(found.tick_size) + places(found.lot_size)))
+    quote = notional_quantizer(found)
     trades = [
         Trade(
             id=seq,
