@@ -123,11 +123,11 @@ def candles(
     """The market's klines of `interval`, ascending by open time (Binance's semantics above).
 
     `start`/`end` are aware datetimes (any zone; UTC is used) or None. Prices are quantized
-    to the tick's places, base volumes to the lot's, quote volumes to tick + lot
-    places (exact: markets.marketdata.common.notional_quantizer). Two queries at most (the first trade's time, only with `start`; the
-    aggregate), after reading the market when given a symbol. Raises InvalidInterval,
-    InvalidLimit, InvalidRange (naive or non-datetime bound, start after end),
-    MarketNotFound; reads only.
+    to the tick's places, base volumes to the lot's, quote volumes to tick + lot places
+    (exact: markets.marketdata.common.notional_quantizer). Two queries at most (the first
+    trade's time, only with `start`; the aggregate), after reading the market when given a
+    symbol. Raises InvalidInterval, InvalidLimit, InvalidRange (naive or non-datetime bound,
+    start after end), MarketNotFound; reads only.
     """
     spec = parse_interval(interval)
     check_limit(limit, maximum=MAX_LIMIT)
