@@ -283,6 +283,7 @@ def run_scenario(
         deployment.stop_all()
         rd.close()
     problems += _check_ledger(env, run_dir)
+    problems += _check_marketdata(env, run_dir)
     state = None
     try:
         state = final_state(db)
@@ -355,6 +356,20 @@ def _check_ledger(env: dict[str, str], run_dir: Path) -> list[str]:
         return []
     text = log.read_text(errors="replace").strip().splitlines()
     return ["money invariants violated: " + " | ".join(text[-12:])[-2000:]]
+
+
+def _check_marketdata(env: dict[str, str], run_dir: Path) -> list[str]:
+    """Candles against trades, depth levels against the resting orders, book_seq against the
+    cursor, after the fault healed: market data survives every fault the matrix injects."""
+    log = run_dir / "marketdata.log"
+    try:
+        code = manage("check_marketdata", env=env, log=log, timeout=180)
+    except subprocess.TimeoutExpired:
+        return ["market data: check_marketdata did not finish within 180 s"]
+    if code == 0:
+        return []
+    text = log.read_text(errors="replace").strip().splitlines()
+    return ["market data invariants violated: " + " | ".join(text[-12:])[-2000:]]
 
 
 # ---------------------------------------------------------------- faults
