@@ -163,6 +163,11 @@ LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
+# Reporting: the volume summaries' days are days of this zone (an IANA name); their months
+# and years exist in the Gregorian and the Jalali calendar. Fee tiers compare each user's
+# 30-day quote volume in this reference asset (reporting, markets.FeeTier).
+REPORTING_TIME_ZONE = env_str("REPORTING_TIME_ZONE", "Asia/Tehran")
+FEE_TIER_REFERENCE_ASSET = env_str("FEE_TIER_REFERENCE_ASSET", "USDT")
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / ".local" / "staticfiles"
