@@ -46,6 +46,7 @@ class TradeRows:
                 hold_amount=D("0"),
                 hold_remaining=D("0"),
                 status=OrderStatus.CANCELED,
+                **_fee_rates(market),
             )
         return self.orders[key]
 
@@ -83,6 +84,15 @@ class TradeRows:
             taker_fee=D(taker_fee),
             created_at=at,
         )
+
+
+def _fee_rates(market: Market) -> dict[str, Decimal]:
+    """The order's fee rates where the Order model carries them (issue 11's fee tiers add
+    them while this is written); the market's own rates."""
+    names = {f.name for f in Order._meta.concrete_fields}
+    if "maker_fee_rate" not in names:
+        return {}
+    return {"maker_fee_rate": market.maker_fee, "taker_fee_rate": market.taker_fee}
 
 
 def _in_range(trade: Trade, start: date, end: date, zone: ZoneInfo) -> bool:
