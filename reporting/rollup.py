@@ -11,6 +11,10 @@ finds nothing left), one pass:
 4. recomputes the months and years (both calendars) containing them from the day rows,
 5. advances the cursor to the batch's last seq.
 
+A batch that stops inside a day leaves that day to the pass that finishes it (a trade of
+it lies after the cursor, so readers treat it as open), so catching up a day of a million
+trades recomputes it once, not once per batch.
+
 Step 3 is a recomputation (upsert, stale rows deleted), never an increment: a re-run, an
 overlapping run, a late-settled trade (a higher seq on an old day) and a corrected trade
 followed by `rebuild` all end with the rows an aggregation of the trades gives. A trade of
@@ -115,6 +119,14 @@ def _rollup_pass(market_id: int) -> int:
             return 0
         cursor.execute(sql.BATCH_MINUTES.format(**tables), {**params, "upto": upto})
         days = _days_of_minutes(row[0] for row in cursor.fetchall())
+        # The day of the next trade after the batch is recomputed by the pass that reads
+        # that trade; doing it now too would recompute a million-trade day once per batch.
+        # Meanwhile that trade (seq > cursor) makes the day open for the selector and the
+        # checks, so nobody reads its stale row.
+        cursor.execute(sql.NEXT_TRADE_TIME.format(**tables), {**params, "upto": upto})
+        following = cursor.fetchone()
+        if following is not None:
+            days.discard(local_day(following[0]))
         _recompute_days(cursor, market_id, sorted(days))
         VolumeCursor.objects.filter(market_id=market_id).update(
             last_trade_seq=upto, updated_at=timezone.now()

@@ -33,6 +33,11 @@ BATCH_MINUTES = """
 SELECT DISTINCT date_trunc('minute', created_at) FROM {trades}
 WHERE market_id = %(market_id)s AND seq > %(after)s AND seq <= %(upto)s
 """
+# When the first trade after a batch was stamped.
+NEXT_TRADE_TIME = """
+SELECT created_at FROM {trades} WHERE market_id = %(market_id)s AND seq > %(upto)s
+ORDER BY seq LIMIT 1
+"""
 # First and last trade instants of a market (a rebuild's range).
 TRADE_SPAN = "SELECT min(created_at), max(created_at) FROM {trades} WHERE market_id = %s"
 
