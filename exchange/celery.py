@@ -36,4 +36,11 @@ app.conf.beat_schedule = {
         "schedule": 30.0,
         "options": {"expires": 30.0},
     },
+    # Volume summaries: trades after each market's cursor into day/month/year rows (both
+    # calendars); idempotent, so an overlapping or repeated run changes nothing.
+    "reporting.rollup_volumes": {
+        "task": "reporting.tasks.rollup_volumes",
+        "schedule": 60.0,
+        "options": {"expires": 55.0},
+    },
 }
