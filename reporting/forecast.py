@@ -7,8 +7,9 @@ read), turns Decimal closes into floats for the statistics (a forecast is a stat
 money; nothing computed here is ever booked) and turns the displayed prices back into
 Decimal quantized to the market's tick. It reads only; it writes nothing.
 
-The history is the market's last `MAX_CANDLES` klines at the interval (tradeless buckets
-carry the previous close, so they are zero moves, as a quiet market is). The horizon is in
+The history is the market's last `MAX_CANDLES` closed klines at the interval (the open one
+is left out: its close is not a close yet; tradeless buckets carry the previous close, so
+they are zero moves, as a quiet market is). The horizon is in
 steps of the interval (30 at 1d = a month). The calibration uses the same chain order over
 the second half of the history, with a horizon of at most a quarter of the history, so a
 short history still gets a (shorter-horizon) backtest; the output says which horizon.
@@ -21,6 +22,7 @@ from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 
 import numpy as np
 
+from exchange import clock
 from exchange.errors import DomainError
 from markets.marketdata.common import quantizer
 from markets.marketdata.intervals import parse_interval
@@ -42,7 +44,7 @@ from reporting.statistics import (
 )
 from reporting.statistics.montecarlo import QUANTILES
 
-MAX_CANDLES = 1000
+MAX_CANDLES = 999  # closed klines; one more (the open one) is read: candles() caps at 1000
 MIN_MOVES = 40
 MAX_UNITS = 10
 MAX_HORIZON = 365
@@ -178,7 +180,9 @@ def forecast(
     count = _whole(paths, "paths", *PATHS_RANGE)
     wanted = [_level(level) for level in levels or []]
     market = get_market(symbol=symbol)
-    closes_dec = [k.close for k in candles(market, interval, limit=MAX_CANDLES)]
+    now = clock.now()
+    klines = candles(market, interval, limit=MAX_CANDLES + 1)
+    closes_dec = [k.close for k in klines if k.close_time < now][-MAX_CANDLES:]
     if len(closes_dec) < MIN_MOVES + 1:
         raise TooLittleHistory(
             f"{market.symbol} has {len(closes_dec)} candles at {interval}; the forecast "
