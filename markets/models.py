@@ -14,7 +14,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from accounts.models import Asset
+from accounts.models import Asset, User
 
 MONEY: dict[str, Any] = {"max_digits": 36, "decimal_places": 18}  # Any: field kwargs
 RATE: dict[str, Any] = {"max_digits": 10, "decimal_places": 6}
@@ -108,6 +108,54 @@ class Market(models.Model):
     @property
     def accepts_cancels(self) -> bool:
         return self.status in (MarketStatus.TRADING, MarketStatus.CANCEL_ONLY)
+
+
+class FeeTier(models.Model):
+    """One step of the fee schedule: users whose 30-day quote volume (in
+    settings.FEE_TIER_REFERENCE_ASSET) reaches `min_volume_30d` pay these rates.
+
+    An order pays, per side, the LOWER of its market's fee and its user's tier's fee
+    (markets.fees.order_rates), fixed on the order at acceptance. Thresholds are unique, so
+    a volume always falls in exactly one tier (the highest threshold it reaches).
+    """
+
+    name = models.CharField(max_length=64, unique=True)
+    min_volume_30d = models.DecimalField(**MONEY, unique=True)
+    maker_fee = models.DecimalField(**RATE)
+    taker_fee = models.DecimalField(**RATE)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ("min_volume_30d",)
+        constraints = (
+            models.CheckConstraint(condition=Q(min_volume_30d__gte=0), name="feetier_min_gte_0"),
+            models.CheckConstraint(
+                condition=Q(maker_fee__gte=0, maker_fee__lt=1), name="feetier_maker_fee_range"
+            ),
+            models.CheckConstraint(
+                condition=Q(taker_fee__gte=0, taker_fee__lt=1), name="feetier_taker_fee_range"
+            ),
+        )
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class UserFeeTier(models.Model):
+    """A user's assigned tier and the 30-day volume it was assigned from (nightly,
+    reporting.tiers). `tier` None: no tier reached, the market's fees apply."""
+
+    user = models.OneToOneField(
+        User, on_delete=models.CASCADE, primary_key=True, related_name="fee_tier"
+    )
+    tier = models.ForeignKey(
+        FeeTier, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    volume_30d = models.DecimalField(max_digits=48, decimal_places=18, default=ZERO)
+    assigned_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"{self.user_id}: {self.tier_id}"
 
 
 class CandleInterval(models.TextChoices):

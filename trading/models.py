@@ -99,6 +99,11 @@ class Order(models.Model):
     filled_quantity = models.DecimalField(**MONEY, default=ZERO)
     filled_quote = models.DecimalField(**MONEY, default=ZERO)
     fee_paid = models.DecimalField(**MONEY, default=ZERO)
+    # The rates this order pays, fixed at acceptance (markets.fees.order_rates: the lower of
+    # the market's and the user's tier's): settlement charges these, never today's fees, so
+    # a later tier or market change cannot reach past what the hold covers.
+    maker_fee_rate = models.DecimalField(max_digits=10, decimal_places=6)
+    taker_fee_rate = models.DecimalField(max_digits=10, decimal_places=6)
     hold_asset = models.ForeignKey(
         Asset, on_delete=models.PROTECT, related_name="+", db_index=False
     )
@@ -126,6 +131,14 @@ class Order(models.Model):
                 condition=Q(filled_quote__gte=0), name="order_filled_quote_gte_0"
             ),
             models.CheckConstraint(condition=Q(fee_paid__gte=0), name="order_fee_gte_0"),
+            models.CheckConstraint(
+                condition=Q(maker_fee_rate__gte=0, maker_fee_rate__lt=1),
+                name="order_maker_rate_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(taker_fee_rate__gte=0, taker_fee_rate__lt=1),
+                name="order_taker_rate_range",
+            ),
             models.CheckConstraint(condition=Q(hold_remaining__gte=0), name="order_hold_rem_gte_0"),
             models.CheckConstraint(
                 condition=Q(hold_remaining__lte=F("hold_amount")), name="order_hold_rem_lte_hold"

@@ -89,6 +89,20 @@ class OrderPlan:
     quote_budget: int
     stop_ticks: int
     protect_price: Decimal | None
+    # What the hold is before fees and which fee it adds ("none", "taker" or "max" of the
+    # two): accept recomputes the hold with the order's own rates (fee_hold).
+    hold_base: Decimal = ZERO
+    hold_fee: str = "none"
+
+
+def fee_hold(plan: OrderPlan, *, maker: Decimal, taker: Decimal, places: int) -> Decimal:
+    """The hold of `plan` when the order pays (maker, taker): base x (1 + its fee), rounded
+    up to the hold asset's `places`. With the market's rates this is `plan.hold_amount`."""
+    if plan.hold_fee == "none":
+        return plan.hold_base
+    rate = taker if plan.hold_fee == "taker" else max(maker, taker)
+    with localcontext(prec=_PRECISION):
+        return round_up(plan.hold_base * (ONE + rate), places)
 
 
 def parse_order_spec(data: Mapping[str, object]) -> OrderSpec:
@@ -446,14 +460,17 @@ def _plan(market: Market, spec: OrderSpec, *, is_buy: bool) -> OrderPlan:
     with localcontext(prec=_PRECISION):
         if not is_buy:
             hold_asset, hold = "base", _given(spec.quantity)
+            base, fee = hold, "none"
         elif spec.quote_amount is not None:
             hold_asset = "quote"
             hold = round_up(spec.quote_amount * (ONE + market.taker_fee), market.quote.decimals)
             budget = quote_budget_units(market, spec.quote_amount)
+            base, fee = spec.quote_amount, "taker"
         else:
             hold_asset = "quote"
             notional = _given(price) * _given(spec.quantity)
             hold = round_up(notional * (ONE + fee_rate), market.quote.decimals)
+            base, fee = notional, "max"
     return OrderPlan(
         hold_asset=hold_asset,
         hold_amount=hold,
@@ -464,4 +481,6 @@ def _plan(market: Market, spec: OrderSpec, *, is_buy: bool) -> OrderPlan:
         quote_budget=budget,
         stop_ticks=_ticks(spec.stop_price, market.tick_size) if spec.stop_price else 0,
         protect_price=protect,
+        hold_base=base,
+        hold_fee=fee,
     )

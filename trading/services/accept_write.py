@@ -4,6 +4,9 @@ The one write path of order acceptance (place_order's guarantees, trading.servic
 the accept batcher applies every batch through `apply_batch`, and an order placed without
 batching is a batch of one through the same function. In one durable transaction:
 
+0. One query for the batch's users' fee tiers (markets.fees.tier_rates): each order's rates
+   become the lower of its market's and its user's tier's (markets.fees.order_rates), and
+   its hold is recomputed with them (validation.fee_hold), before any hold is reserved.
 1. With several requests: the stored orders of their client_order_ids (idempotency), then
    accounts' HoldBook locks their (user, hold asset) balance rows in id order. In arrival
    order, in Python: a repeat of a stored or earlier-in-batch client_order_id gets that
@@ -41,12 +44,13 @@ from exchange import clock
 from exchange.db import PreparedStatement
 from exchange.errors import DomainError
 from exchange.pgarray import decimal_array, int_array, text_array
+from markets.fees import order_rates, tier_rates
 from markets.models import Market
 from trading.engine.commands import OrderType as EngineOrderType
 from trading.engine.commands import PlaceOrder, Side, StpMode, TimeInForce, command_to_dict
 from trading.errors import DuplicateClientOrderId
 from trading.models import Order, OrderStatus, OutboxEntry
-from trading.validation import OrderPlan, OrderSpec
+from trading.validation import OrderPlan, OrderSpec, fee_hold
 
 _COID_CONSTRAINT = "order_user_coid"
 _M = TypeVar("_M", bound=Model)
@@ -70,6 +74,9 @@ class AcceptRequest:
     hold_amount: Decimal
     audit: ActorContext | None = None
     future: Future[Order] = field(default_factory=Future)
+    # Set by the accept transaction (_fix_rates): the rates the order will pay.
+    maker_fee_rate: Decimal = Decimal(0)
+    taker_fee_rate: Decimal = Decimal(0)
 
 
 Outcome = Order | DomainError
@@ -117,6 +124,7 @@ def _apply(
     entries: list[OutboxEntry] = []
     now = clock.now()
     with transaction.atomic(durable=True), connection.cursor() as cursor:
+        _fix_rates(batch)
         accepted = _decide(cursor, batch, outcomes, same_as) if checked else list(range(len(batch)))
         if accepted:
             held = [batch[i] for i in accepted]
@@ -137,6 +145,23 @@ def _apply(
     if len(final) != len(batch):
         raise RuntimeError("an accept request was left without an outcome")
     return final, entries
+
+
+def _fix_rates(batch: Sequence[AcceptRequest]) -> None:
+    """Step 0: each request's rates (market vs its user's tier) and the hold they need.
+
+    Recomputed from the plan every time, so a request applied again (the one-by-one
+    fallback) gets the same result. The rates can only be at most the market's, so the hold
+    is at most what validation computed with the market's.
+    """
+    tiers = tier_rates({r.user.pk for r in batch})
+    for r in batch:
+        market = r.market
+        maker, taker = order_rates(
+            market_maker=market.maker_fee, market_taker=market.taker_fee, tier=tiers.get(r.user.pk)
+        )
+        r.maker_fee_rate, r.taker_fee_rate = maker, taker
+        r.hold_amount = fee_hold(r.plan, maker=maker, taker=taker, places=market.quote.decimals)
 
 
 def _decide(
@@ -269,21 +294,22 @@ WITH v AS (
         %(user_ids)s::bigint[], %(market_ids)s::bigint[], %(coids)s::text[], %(sides)s::text[],
         %(types)s::text[], %(tifs)s::text[], %(prices)s::numeric[], %(stop_prices)s::numeric[],
         %(quantities)s::numeric[], %(quote_amounts)s::numeric[], %(stp_modes)s::text[],
-        %(hold_asset_ids)s::bigint[], %(holds)s::numeric[], %(payloads)s::text[]
+        %(hold_asset_ids)s::bigint[], %(holds)s::numeric[], %(payloads)s::text[],
+        %(maker_rates)s::numeric[], %(taker_rates)s::numeric[]
     ) WITH ORDINALITY AS v(
         user_id, market_id, coid, side, order_type, tif, price, stop_price, quantity,
-        quote_amount, stp_mode, hold_asset_id, hold, payload, n
+        quote_amount, stp_mode, hold_asset_id, hold, payload, maker_rate, taker_rate, n
     )
 ), o AS (
     INSERT INTO trading_order (
         user_id, market_id, client_order_id, side, order_type, time_in_force, price,
         stop_price, quantity, quote_amount, stp_mode, filled_quantity, filled_quote, fee_paid,
         hold_asset_id, hold_amount, hold_remaining, status, reject_reason, accepted_seq,
-        created_at, updated_at
+        created_at, updated_at, maker_fee_rate, taker_fee_rate
     )
     SELECT user_id, market_id, coid, side, order_type, tif, price, stop_price, quantity,
            quote_amount, stp_mode, 0, 0, 0, hold_asset_id, hold, hold, %(status)s, '', NULL,
-           %(now)s, %(now)s
+           %(now)s, %(now)s, maker_rate, taker_rate
     FROM v ORDER BY n
     RETURNING id, user_id, client_order_id
 ), x AS (
@@ -333,6 +359,8 @@ def _insert_orders(
             "hold_asset_ids": int_array([r.hold_asset.pk for r in held]),
             "holds": decimal_array([r.hold_amount for r in held]),
             "payloads": text_array([json.dumps(p) for p in payloads]),
+            "maker_rates": decimal_array([r.maker_fee_rate for r in held]),
+            "taker_rates": decimal_array([r.taker_fee_rate for r in held]),
             "status": str(OrderStatus.NEW),
             "now": now,
         },
@@ -369,6 +397,8 @@ def _order_row(r: AcceptRequest, *, order_id: int, now: datetime) -> Order:
         hold_asset=r.hold_asset,
         hold_amount=r.hold_amount,
         hold_remaining=r.hold_amount,
+        maker_fee_rate=r.maker_fee_rate,
+        taker_fee_rate=r.taker_fee_rate,
         status=OrderStatus.NEW,
         created_at=now,
         updated_at=now,

@@ -347,7 +347,7 @@ def _apply_reduced(batch: _Batch, event: Sequence[Any]) -> None:
     if order.side == "sell":
         release = min(reduced, hold)
     else:
-        rate = max(rules.maker_fee_e6, rules.taker_fee_e6)
+        rate = max(order.maker_fee_e6, order.taker_fee_e6)  # the order's own, as its hold
         remaining = (order.quantity_e18 or 0) - order.filled_quantity_e18
         # price x remaining x (1 + rate), rounded up to the quote's unit
         needed = _ceil_to(
@@ -381,10 +381,11 @@ def _apply_trade(batch: _Batch, event: Sequence[Any]) -> None:
     is_buy_taker = taker_side == "buy"
     if is_buy_taker:
         buyer, seller = taker, maker
-        buyer_rate, seller_rate = rules.taker_fee_e6, rules.maker_fee_e6
     else:
         buyer, seller = maker, taker
-        buyer_rate, seller_rate = rules.maker_fee_e6, rules.taker_fee_e6
+    # Each side pays the rate fixed on its own order at accept (issue 11 fee tiers).
+    maker_rate, taker_rate = maker.maker_fee_e6, taker.taker_fee_e6
+    buyer_rate, seller_rate = (taker_rate, maker_rate) if is_buy_taker else (maker_rate, taker_rate)
     step = rules.step_e18
     quantity = rules.lot_e18 * qty_lots
     # The notional in 1e-36 units: exact, whatever the tick and lot.

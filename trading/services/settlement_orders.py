@@ -70,7 +70,7 @@ WITH c AS MATERIALIZED (
            trunc(o.quantity * 1e18)::text, trunc(o.filled_quantity * 1e18)::text,
            trunc(o.filled_quote * 1e18)::text, trunc(o.fee_paid * 1e18)::text,
            o.hold_asset_id, trunc(o.hold_remaining * 1e18)::text, o.status, o.accepted_seq,
-           o.reject_reason
+           o.reject_reason, trunc(o.maker_fee_rate * 1e6)::int, trunc(o.taker_fee_rate * 1e6)::int
     FROM unnest(%(order_ids)s::bigint[]) AS k(id)
     JOIN trading_order o ON o.id = k.id
     WHERE o.market_id = (SELECT market_id FROM c)
@@ -182,6 +182,8 @@ class SettledOrder:
     status: str
     accepted_seq: int | None
     reject_reason: str
+    maker_fee_e6: int  # the rates fixed on the order at accept, in 1e-6 units
+    taker_fee_e6: int
     changed: bool = False
 
     @property
@@ -224,6 +226,8 @@ def _order(row: Sequence[Any]) -> SettledOrder:
         row[10],
         row[11],
         row[12],
+        row[13],
+        row[14],
     )
 
 
