@@ -8,6 +8,7 @@
   var keys = canvas.dataset.series.split(",");
   var names = canvas.dataset.labels.split("|");
   var colors = ["#4f9cf9", "#f5a524", "#17c964", "#f31260"];
+  // Time runs left to right in RTL too (the chart box is dir="ltr"): only the legend reads RTL.
   var rtl = document.documentElement.dir === "rtl";
   var datasets = keys.map(function (key, i) {
     return {
@@ -19,12 +20,12 @@
       yAxisID: i === 0 ? "y" : "y" + i,
     };
   });
-  var scales = { x: { reverse: rtl, ticks: { color: "#aab" } }, y: { position: rtl ? "right" : "left", ticks: { color: "#aab" } } };
+  var scales = { x: { ticks: { color: "#aab" } }, y: { position: "left", ticks: { color: "#aab" } } };
   keys.slice(1).forEach(function (_key, i) {
-    scales["y" + (i + 1)] = { position: rtl ? "left" : "right", grid: { drawOnChartArea: false }, ticks: { color: colors[i + 1] } };
+    scales["y" + (i + 1)] = { position: "right", grid: { drawOnChartArea: false }, ticks: { color: colors[i + 1] } };
   });
   new Chart(canvas, {
     data: { labels: data.labels, datasets: datasets },
-    options: { responsive: true, interaction: { mode: "index", intersect: false }, scales: scales, plugins: { legend: { rtl: rtl, labels: { color: "#dde" } } } },
+    options: { responsive: true, maintainAspectRatio: false, interaction: { mode: "index", intersect: false }, scales: scales, plugins: { legend: { rtl: rtl, labels: { color: "#dde" } } } },
   });
 })();
