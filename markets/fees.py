@@ -17,14 +17,20 @@ from decimal import Decimal
 from django.db import connection
 
 from exchange import clock
+from exchange.db import PreparedStatement
+from exchange.pgarray import int_array
 
 Rates = tuple[Decimal, Decimal]  # (maker, taker)
 
-_TIER_RATES = """
+# Prepared (exchange.db): it runs once per accept batch, on the order hot path.
+_TIER_RATES = PreparedStatement(
+    "markets_tier_rates",
+    """
 SELECT u.user_id, t.maker_fee, t.taker_fee
 FROM markets_userfeetier u JOIN markets_feetier t ON t.id = u.tier_id
-WHERE u.user_id = ANY(%s::bigint[])
-"""
+WHERE u.user_id = ANY(%(user_ids)s::bigint[])
+""",
+)
 
 
 def tier_rates(user_ids: Collection[int]) -> dict[int, Rates]:
@@ -35,7 +41,7 @@ def tier_rates(user_ids: Collection[int]) -> dict[int, Rates]:
     if not user_ids:
         return {}
     with connection.cursor() as cursor:
-        cursor.execute(_TIER_RATES, [sorted(user_ids)])
+        _TIER_RATES.execute(cursor, {"user_ids": int_array(sorted(user_ids))})
         return {user_id: (maker, taker) for user_id, maker, taker in cursor.fetchall()}
 
 

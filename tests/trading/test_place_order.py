@@ -426,6 +426,7 @@ def test_hot_path_query_count(funded_alice, btc_usdt):
     statements = [q["sql"].split("(")[0] for q in captured.captured_queries]
     assert [s for s in statements if s.split()[0] not in ("SAVEPOINT", "RELEASE")] == [
         "EXECUTE markets_freshness",  # the market's updated_at, status, last_price
+        "EXECUTE markets_tier_rates",  # the batch's users' fee tiers (markets.fees), once
         "EXECUTE trading_accept_insert_orders",  # the order and its outbox row, one statement
         "EXECUTE accounts_hold_funds_many",  # guarded UPDATE + entry + 2 postings, one statement
     ]
