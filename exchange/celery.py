@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 from celery import Celery
+from celery.schedules import crontab
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "exchange.settings.base")
 
@@ -42,5 +43,12 @@ app.conf.beat_schedule = {
         "task": "reporting.tasks.rollup_volumes",
         "schedule": 60.0,
         "options": {"expires": 55.0},
+    },
+    # Fee tiers from the users' 30-day volume (reporting.tiers), nightly after the day's
+    # rollups (00:15 UTC); an order keeps the rates it was accepted with.
+    "reporting.assign_fee_tiers": {
+        "task": "reporting.tiers.assign_fee_tiers",
+        "schedule": crontab(hour=0, minute=15),
+        "options": {"expires": 3600.0},
     },
 }

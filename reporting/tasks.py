@@ -1,9 +1,11 @@
-"""Celery tasks of reporting: thin shells around the rollup."""
+"""Celery tasks of reporting: thin shells around the rollup (and, imported here so the
+worker registers it, the nightly fee-tier assignment of reporting.tiers)."""
 
 from __future__ import annotations
 
 from celery import shared_task
 
+from reporting import tiers  # noqa: F401  (registers reporting.tiers.assign_fee_tiers)
 from reporting.rollup import rollup
 
 
