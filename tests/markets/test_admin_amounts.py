@@ -67,6 +67,8 @@ def _order(user: User, market: Market, side: str) -> Order:
         hold_amount=D("30000") if side == OrderSide.BUY else D("0.5"),
         hold_remaining=D("0"),
         status=OrderStatus.FILLED,
+        maker_fee_rate=market.maker_fee,
+        taker_fee_rate=market.taker_fee,
     )
 
 
