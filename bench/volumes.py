@@ -95,14 +95,15 @@ _ORDERS_SQL = """
 INSERT INTO trading_order (user_id, market_id, client_order_id, side, order_type,
     time_in_force, price, quantity, stp_mode, filled_quantity, filled_quote, fee_paid,
     hold_asset_id, hold_amount, hold_remaining, status, reject_reason, accepted_seq,
-    created_at, updated_at)
+    created_at, updated_at, maker_fee_rate, taker_fee_rate)
 SELECT CASE s.side WHEN 'buy' THEN (%(users)s::bigint[])[1 + s.j %% 12]
                    ELSE (%(users)s::bigint[])[1 + (s.j + 1 + s.j %% 11) %% 12] END,
        %(market)s, %(prefix)s || s.j, s.side, 'limit', 'gtc',
        CASE s.side WHEN 'buy' THEN s.high ELSE s.low END, s.qty, 'none', s.qty, s.quote,
        s.fee, CASE s.side WHEN 'buy' THEN %(quote_asset)s ELSE %(base_asset)s END,
        CASE s.side WHEN 'buy' THEN s.quote + s.fee ELSE s.qty END, 0, 'filled', '',
-       s.first_seq - CASE s.side WHEN 'buy' THEN 2 ELSE 1 END, s.first_at, s.last_at
+       s.first_seq - CASE s.side WHEN 'buy' THEN 2 ELSE 1 END, s.first_at, s.last_at,
+       %(maker_fee)s, %(taker_fee)s
 FROM (
     SELECT g.j, sd.side, max(g.price) AS high, min(g.price) AS low, sum(g.quantity) AS qty,
            sum(g.price * g.quantity) AS quote, min(g.seq) AS first_seq,
