@@ -144,6 +144,8 @@ def _prepare(markets: int, orders: int, seed: int) -> dict[str, list[dict]]:
                     hold_asset=asset,
                     hold_amount=hold,
                     hold_remaining=hold,
+                    maker_fee_rate=market.maker_fee,
+                    taker_fee_rate=market.taker_fee,
                 )
             )
         with transaction.atomic():
