@@ -11,6 +11,8 @@ from django.urls import include, path
 from django.views.decorators.cache import cache_control
 from django.views.decorators.http import require_safe
 
+from reporting import account_views
+
 FAVICON_MAX_AGE = 7 * 24 * 3600  # a week: the icon changes with a release, if ever
 
 
@@ -32,5 +34,6 @@ urlpatterns = [
     path("accounts/", include("allauth.urls")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("reports/", include("reporting.urls")),
+    path("account/fees/", account_views.fees, name="fees"),
     path("", include("accounts.urls")),
 ]

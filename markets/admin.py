@@ -1,4 +1,5 @@
-"""Staff pages for markets: list, halt / cancel-only / resume, edit the trading rules.
+"""Staff pages for markets: list, halt / cancel-only / resume, edit the trading rules; the
+fee schedule (tiers) and who is on which tier.
 
 Every change goes through markets.services (audited); the order services re-read the row
 per request, so nothing needs a restart.
@@ -8,7 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.forms import ModelForm
 from django.http import HttpRequest
@@ -16,10 +19,19 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from accounts.http import actor_context
-from exchange.admin import AssetAmountsAdmin, apply_to_each, staff_user
+from exchange.admin import AssetAmountsAdmin, ReadOnlyAdmin, apply_to_each, staff_user
 from exchange.errors import DomainError
-from markets.models import Market, MarketStatus
-from markets.services import EDITABLE_RULES, set_market_status, update_market_rules
+from markets.errors import InvalidFeeTier
+from markets.models import FeeTier, Market, MarketStatus, UserFeeTier
+from markets.services import (
+    EDITABLE_RULES,
+    FEE_TIER_FIELDS,
+    clean_fee_tier_value,
+    delete_fee_tier,
+    save_fee_tier,
+    set_market_status,
+    update_market_rules,
+)
 
 # Fixed at creation: the engine's resting orders are integers of these units.
 _FIXED_AFTER_CREATE = ("symbol", "base", "quote", "tick_size", "lot_size")
@@ -100,3 +112,69 @@ class MarketAdmin(AssetAmountsAdmin):
     @admin.action(description=gettext_lazy("Resume trading"), permissions=["change"])
     def resume(self, request: HttpRequest, queryset: QuerySet[Market]) -> None:
         self._set_status(request, queryset, MarketStatus.TRADING)
+
+
+class FeeTierForm(forms.ModelForm):
+    """The service's own checks, run as form validation so a refusal is a field error."""
+
+    class Meta:
+        model = FeeTier
+        fields = FEE_TIER_FIELDS
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        for name in FEE_TIER_FIELDS:
+            if name in cleaned:
+                try:
+                    cleaned[name] = clean_fee_tier_value(name, cleaned[name])
+                except InvalidFeeTier as exc:
+                    self.add_error(name, exc.message)
+        return cleaned
+
+
+@admin.register(FeeTier)
+class FeeTierAdmin(admin.ModelAdmin):
+    """The fee schedule. An order pays per side the lower of its market's fee and its user's
+    tier's; rates are fixed on the order when it is accepted. Users are assigned nightly from
+    their 30-day volume (`manage.py assign_fee_tiers` does it at once)."""
+
+    form = FeeTierForm
+    list_display = ("name", "min_volume_30d", "maker_fee", "taker_fee", "updated_at")
+    ordering = ("min_volume_30d",)
+
+    def save_model(self, request: HttpRequest, obj: FeeTier, form: ModelForm, change: bool) -> None:
+        names = form.changed_data if change else FEE_TIER_FIELDS
+        values = {name: form.cleaned_data[name] for name in names if name in FEE_TIER_FIELDS}
+        if change and not values:
+            return
+        try:
+            saved = save_fee_tier(
+                tier=FeeTier.objects.get(pk=obj.pk) if change else None,
+                values=values,
+                actor=staff_user(request),
+                context=actor_context(request),
+            )
+        except DomainError as exc:  # a race the form could not see (another save between)
+            self.message_user(request, exc.message, level=messages.ERROR)
+            if not change:
+                raise PermissionDenied(exc.message) from exc
+            return
+        obj.pk = saved.pk
+
+    def delete_model(self, request: HttpRequest, obj: FeeTier) -> None:
+        delete_fee_tier(tier=obj, actor=staff_user(request), context=actor_context(request))
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[FeeTier]) -> None:
+        actor, context = staff_user(request), actor_context(request)
+        for tier in queryset.order_by("pk"):
+            delete_fee_tier(tier=tier, actor=actor, context=context)
+
+
+@admin.register(UserFeeTier)
+class UserFeeTierAdmin(ReadOnlyAdmin):
+    """Who is on which tier, from which 30-day volume (written by the nightly assignment)."""
+
+    list_display = ("user", "tier", "volume_30d", "assigned_at")
+    list_filter = ("tier",)
+    search_fields = ("user__email",)
+    list_select_related = ("user", "tier")

@@ -15,3 +15,9 @@ class InvalidMarketRules(DomainError):
     """A staff edit would leave the market's rules inconsistent."""
 
     code = "market_rules_invalid"
+
+
+class InvalidFeeTier(DomainError):
+    """A staff edit of the fee schedule is out of range or collides with another tier."""
+
+    code = "fee_tier_invalid"

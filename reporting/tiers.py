@@ -32,6 +32,7 @@ rows AS (
     SELECT v.user_id, m.quote_id, sum(v.quote_volume) AS volume
     FROM reporting_userdailyvolume v JOIN markets_market m ON m.id = v.market_id
     WHERE v.day >= %(start)s AND v.day < %(end)s
+      AND (%(user)s::bigint IS NULL OR v.user_id = %(user)s::bigint)
     GROUP BY v.user_id, m.quote_id
 ), rate AS (
     SELECT r.quote_id, COALESCE(
@@ -46,20 +47,26 @@ rows AS (
     FROM (SELECT DISTINCT quote_id FROM rows) r
 )
 SELECT u.user_id, COALESCE(sum(rows.volume * rate.price), 0)
-FROM (SELECT user_id FROM rows UNION SELECT user_id FROM markets_userfeetier) u
+FROM (SELECT user_id FROM rows UNION SELECT user_id FROM markets_userfeetier
+      WHERE %(user)s::bigint IS NULL OR user_id = %(user)s::bigint) u
 LEFT JOIN rows ON rows.user_id = u.user_id
 LEFT JOIN rate ON rate.quote_id = rows.quote_id
 GROUP BY u.user_id
 """
 
 
-def thirty_day_volumes(today: date) -> dict[int, Decimal]:
-    """Each user's volume (reference asset) over the 30 closed days before `today`."""
+def thirty_day_volumes(today: date, user_id: int | None = None) -> dict[int, Decimal]:
+    """Each user's volume (reference asset) over the 30 closed days before `today`; with
+    `user_id`, that user's alone (absent: nothing traded and no tier row)."""
     start = today - timedelta(days=WINDOW_DAYS)
+    params: dict[str, str | date | int | None] = {
+        "ref": settings.FEE_TIER_REFERENCE_ASSET,
+        "start": start,
+        "end": today,
+        "user": user_id,
+    }
     with connection.cursor() as cursor:
-        cursor.execute(
-            _VOLUMES, {"ref": settings.FEE_TIER_REFERENCE_ASSET, "start": start, "end": today}
-        )
+        cursor.execute(_VOLUMES, params)
         rows = cursor.fetchall()
     with localcontext(prec=80):  # numeric(48, 18) fits; never round the integer part
         return {user_id: Decimal(volume).quantize(_E18) for user_id, volume in rows}

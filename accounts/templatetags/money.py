@@ -29,3 +29,11 @@ def asset_amount(value: Decimal | None, asset: Asset) -> str:
     if value is None:
         return ""
     return format_amount(value, asset.decimals)
+
+
+@register.filter
+def percent(value: Decimal | None) -> str:
+    """A rate as a percentage without trailing zeros: Decimal("0.0015") -> "0.15%"."""
+    if value is None:
+        return ""
+    return f"{amount(value * 100)}%"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from io import StringIO
 
 import pytest
@@ -12,7 +13,8 @@ from django.test import Client
 from django.urls import reverse
 
 from accounts.models import User
-from markets.management.commands.seed_demo import USERS
+from markets.management.commands.seed_demo import FEE_TIERS, USERS
+from markets.models import FeeTier
 
 pytestmark = pytest.mark.django_db
 
@@ -61,3 +63,13 @@ def test_a_real_sign_up_still_verifies_by_email(client: Client) -> None:
     [message] = mail.outbox
     assert message.to == ["carol@example.com"]
     assert "/accounts/confirm-email/" in message.body
+
+
+def test_the_demo_fee_schedule_is_loaded_once_and_staff_edits_survive() -> None:
+    seed()
+    names = list(FeeTier.objects.order_by("min_volume_30d").values_list("name", flat=True))
+    assert names == [name for name, *_rest in FEE_TIERS]
+    FeeTier.objects.filter(name="VIP 1").update(maker_fee=Decimal("0.0007"))
+    seed()
+    assert FeeTier.objects.count() == len(FEE_TIERS)
+    assert FeeTier.objects.get(name="VIP 1").maker_fee == Decimal("0.0007")

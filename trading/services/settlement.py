@@ -24,15 +24,16 @@ Size: ~490 lines, over the ~400 guide on purpose: the event handlers, the batch 
 and its single write are one pass over one batch's state, read together when checking the
 money rules below; the messages moved out (trading.services.settlement_messages).
 
-Money rules (the shared contract): fees are charged in the quote asset on both sides and
-rounded up to the quote's decimals (in the exchange's favour); a notional finer than the
-quote's decimals is charged rounded up to the buyer and paid rounded down to the seller,
-the difference going to the "rounding" balance so every entry balances. Fees and rounding
-go to the market's own system rows (scope = the market's symbol), so no lock is shared by
-all markets. A buyer's fee is
-capped by what is left of its hold, so ``released + filled cost + fee == hold`` always
-holds to the unit. An order that ends (filled, cancelled, expired, rejected) releases its
-``hold_remaining``: price improvement and leftovers go back to available.
+Money rules (the shared contract): fees are charged in the quote asset on both sides, each
+side at its own order's rates (fixed at accept as the lower of market and fee tier:
+markets.fees), and rounded up to the quote's decimals (in the exchange's favour); a notional
+finer than the quote's decimals is charged rounded up to the buyer and paid rounded down to
+the seller, the difference going to the "rounding" balance so every entry balances. Fees and
+rounding go to the market's own system rows (scope = the market's symbol), so no lock is
+shared by all markets. A buyer's fee is capped by what is left of its hold, so ``released +
+filled cost + fee == hold`` always holds to the unit. An order that ends (filled, cancelled,
+expired, rejected) releases its ``hold_remaining``: price improvement and leftovers go back
+to available.
 """
 
 from __future__ import annotations
@@ -117,6 +118,8 @@ class MarketRules:
     tick_e18: int
     lot_e18: int
     step_e18: int  # the quote asset's smallest unit
+    # The market's current rates: informational; what a fill is charged is the rates stored on
+    # its own order (settlement_orders.SettledOrder), fixed at accept.
     maker_fee_e6: int
     taker_fee_e6: int
 

@@ -1,4 +1,4 @@
-"""Load the demo data: assets, markets, a staff user and two funded traders.
+"""Load the demo data: assets, markets, a fee schedule, a staff user and two funded traders.
 
 Idempotent: rows are created only when missing and deposits are credited once per fixed
 external reference, so running it again keeps every change made since.
@@ -19,7 +19,7 @@ from django.db import transaction
 
 from accounts.models import Asset, KycLevel, User, WithdrawalLimit
 from accounts.services.deposits import credit_deposit
-from markets.models import Market, MarketStatus
+from markets.models import FeeTier, Market, MarketStatus
 
 # code, name, decimals, min withdrawal, withdrawal fee, deposit instructions
 ASSETS = [
@@ -41,6 +41,12 @@ MARKETS = [
     ("ETH-USDT", "ETH", "USDT", "0.01", "0.0001", "0.001", "1000", "5", "0.001", "0.002", "3000"),
     ("USDT-IRT", "USDT", "IRT", "10", "1", "1", "1000000", "100000", "0.0015", "0.0025", "100000"),
 ]
+# The fee schedule: name, 30-day volume threshold (FEE_TIER_REFERENCE_ASSET), maker, taker.
+FEE_TIERS = [
+    ("VIP 1", "100000", "0.0008", "0.0018"),
+    ("VIP 2", "1000000", "0.0005", "0.0015"),
+    ("VIP 3", "10000000", "0.0002", "0.001"),
+]
 USERS = [
     ("staff@exchange.localhost", "demo-staff-pass-1", True, KycLevel.FULL),
     ("alice@exchange.localhost", "demo-alice-pass-1", False, KycLevel.IDENTITY),
@@ -56,6 +62,15 @@ class Command(BaseCommand):
         with transaction.atomic():
             assets = self._assets()
             self._markets(assets)
+            for name, threshold, maker, taker in FEE_TIERS:
+                FeeTier.objects.get_or_create(
+                    name=name,
+                    defaults={
+                        "min_volume_30d": Decimal(threshold),
+                        "maker_fee": Decimal(maker),
+                        "taker_fee": Decimal(taker),
+                    },
+                )
             users = self._users()
         for user in users[1:]:
             for code, amount in FUNDS.items():
