@@ -34,6 +34,7 @@ urlpatterns = [
     path("accounts/", include("allauth.urls")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("reports/", include("reporting.urls")),
+    path("api/v3/", include("exchange.api.binance.urls")),
     path("account/fees/", account_views.fees, name="fees"),
     path("", include("accounts.urls")),
 ]

@@ -34,6 +34,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "channels",
     "allauth",
     "allauth.account",
@@ -169,6 +171,14 @@ USE_TZ = True
 REPORTING_TIME_ZONE = env_str("REPORTING_TIME_ZONE", "Asia/Tehran")
 FEE_TIER_REFERENCE_ASSET = env_str("FEE_TIER_REFERENCE_ASSET", "USDT")
 
+# Partner API rate limits (Binance's model, published in exchangeInfo.rateLimits and reported
+# in X-MBX-* headers; exchange/api/ratelimit.py): request weight per minute per IP and per
+# API key, orders per 10 s and per day per account. Staff raise them per key in the admin.
+API_WEIGHT_PER_MINUTE_IP = env_int("API_WEIGHT_PER_MINUTE_IP", 6000)
+API_WEIGHT_PER_MINUTE_KEY = env_int("API_WEIGHT_PER_MINUTE_KEY", 6000)
+API_ORDERS_PER_10S = env_int("API_ORDERS_PER_10S", 100)
+API_ORDERS_PER_DAY = env_int("API_ORDERS_PER_DAY", 200000)
+
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / ".local" / "staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "static"]
@@ -184,6 +194,7 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "EXCEPTION_HANDLER": "exchange.api.errors.exception_handler",
     "COERCE_DECIMAL_TO_STRING": True,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
 }
 
 # Celery: Redis broker; the matching loops are long-running tasks on their own queue.

@@ -1,0 +1,7 @@
+"""Signed compat endpoints (account, orders, trades): to be built (issue 12)."""
+
+from __future__ import annotations
+
+from django.urls import URLPattern
+
+urls: list[URLPattern] = []

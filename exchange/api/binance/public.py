@@ -1,0 +1,7 @@
+"""Public compat endpoints (market data): to be built (issue 12)."""
+
+from __future__ import annotations
+
+from django.urls import URLPattern
+
+urls: list[URLPattern] = []

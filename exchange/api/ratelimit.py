@@ -1,0 +1,21 @@
+"""Partner API rate limits (Binance's model): request weight and order counts in Redis.
+
+To be built (issue 12): `charge(request, view)` before a compat or v1 view runs (raises the
+429 / 418 answer when a limit is exceeded) and `headers(request)` for every response
+(X-MBX-USED-WEIGHT-1M, X-MBX-ORDER-COUNT-10S, X-MBX-ORDER-COUNT-1D).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework.request import Request
+
+
+def charge(request: Request, view: Any) -> None:
+    """Count this request against its limits. Not built yet: charges nothing."""
+
+
+def headers(request: Request) -> dict[str, str]:
+    """The X-MBX-* usage headers for this request's response. Not built yet: none."""
+    return {}
