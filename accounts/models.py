@@ -325,6 +325,11 @@ class ApiKey(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     revoked_at = models.DateTimeField(null=True, blank=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
+    # Staff-raised rate limits for this key (None: the settings' defaults apply;
+    # exchange/api/ratelimit.py). Request weight per minute; orders per 10 s and per day.
+    weight_per_minute = models.PositiveIntegerField(null=True, blank=True)
+    orders_per_10s = models.PositiveIntegerField(null=True, blank=True)
+    orders_per_day = models.PositiveIntegerField(null=True, blank=True)
 
     class Meta:
         ordering = ("-pk",)
@@ -344,6 +349,32 @@ class ApiKey(models.Model):
         if self.revoked_at is not None:
             return False
         return self.expires_at is None or self.expires_at > timezone.now()
+
+
+class IdempotencyRecord(models.Model):
+    """One `Idempotency-Key` a user sent with a POST that moves money (the v1 API).
+
+    The first request with a key stores its fingerprint (method, path, body hash) and, once
+    answered, the response; a repeat with the same fingerprint gets that response again and
+    changes nothing; the same key with another fingerprint is refused. Kept for
+    IDEMPOTENCY_KEY_TTL_HOURS, then may be deleted.
+    """
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=255)
+    fingerprint = models.CharField(max_length=64)  # sha256 hex of method, path and body
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)  # None: in flight
+    response_body = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = (
+            models.UniqueConstraint(fields=("user", "key"), name="idempotency_user_key_unique"),
+        )
+        indexes = (models.Index(fields=("created_at",), name="idempotency_created_idx"),)
+
+    def __str__(self) -> str:
+        return f"{self.user_id}: {self.key}"
 
 
 class AuditLog(models.Model):

@@ -35,6 +35,7 @@ urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     path("reports/", include("reporting.urls")),
     path("api/v3/", include("exchange.api.binance.urls")),
+    path("api/v1/", include("exchange.api.v1.urls")),
     path("account/fees/", account_views.fees, name="fees"),
     path("", include("accounts.urls")),
 ]

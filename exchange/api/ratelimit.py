@@ -9,7 +9,32 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from rest_framework.request import Request
+
+
+def published_limits() -> list[dict[str, object]]:
+    """exchangeInfo.rateLimits: the defaults, in Binance's shape."""
+    return [
+        {
+            "rateLimitType": "REQUEST_WEIGHT",
+            "interval": "MINUTE",
+            "intervalNum": 1,
+            "limit": settings.API_WEIGHT_PER_MINUTE_IP,
+        },
+        {
+            "rateLimitType": "ORDERS",
+            "interval": "SECOND",
+            "intervalNum": 10,
+            "limit": settings.API_ORDERS_PER_10S,
+        },
+        {
+            "rateLimitType": "ORDERS",
+            "interval": "DAY",
+            "intervalNum": 1,
+            "limit": settings.API_ORDERS_PER_DAY,
+        },
+    ]
 
 
 def charge(request: Request, view: Any) -> None:

@@ -178,6 +178,8 @@ API_WEIGHT_PER_MINUTE_IP = env_int("API_WEIGHT_PER_MINUTE_IP", 6000)
 API_WEIGHT_PER_MINUTE_KEY = env_int("API_WEIGHT_PER_MINUTE_KEY", 6000)
 API_ORDERS_PER_10S = env_int("API_ORDERS_PER_10S", 100)
 API_ORDERS_PER_DAY = env_int("API_ORDERS_PER_DAY", 200000)
+# How long an Idempotency-Key (v1 POSTs that move money) is remembered.
+IDEMPOTENCY_KEY_TTL_HOURS = env_int("IDEMPOTENCY_KEY_TTL_HOURS", 24)
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / ".local" / "staticfiles"

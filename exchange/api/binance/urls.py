@@ -7,6 +7,6 @@ from __future__ import annotations
 
 from django.urls import URLPattern
 
-from exchange.api.binance import account, public
+from exchange.api.binance import account, deadman, public
 
-urlpatterns: list[URLPattern] = [*public.urls, *account.urls]
+urlpatterns: list[URLPattern] = [*public.urls, *account.urls, *deadman.urls]
