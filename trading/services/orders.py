@@ -12,6 +12,7 @@ module never fills or releases anything.
 from __future__ import annotations
 
 import secrets
+from decimal import localcontext
 
 from django.db import transaction
 
@@ -22,7 +23,7 @@ from accounts.services.audit import ActorContext, record_audit
 from exchange.errors import DomainError
 from markets.models import Market, MarketStatus
 from markets.selectors import get_current_market, get_market
-from trading.engine.commands import CancelAll, CancelOrder
+from trading.engine.commands import CancelAll, CancelOrder, ReduceOrder
 from trading.errors import InvalidOrder, MarketNotTrading, OrderNotFound, OrderNotOpen
 from trading.models import OPEN_STATUSES, Order
 from trading.services.accept_batch import accept
@@ -30,7 +31,14 @@ from trading.services.accept_write import AcceptRequest, find_repeat
 from trading.services.outbox import write_outbox
 from trading.validation import OrderSpec, check_order_spec, check_spec_amounts, parse_order_spec
 
-__all__ = ["OrderSpec", "cancel_all", "cancel_order", "parse_order_spec", "place_order"]
+__all__ = [
+    "OrderSpec",
+    "cancel_all",
+    "cancel_order",
+    "parse_order_spec",
+    "place_order",
+    "reduce_order",
+]
 
 
 def place_order(
@@ -216,6 +224,83 @@ def cancel_all(
                 details={"markets": [m.symbol for m in markets]},
             )
     return sum(counts[m.pk] for m in markets)
+
+
+def reduce_order(
+    *,
+    user: User,
+    remaining_quantity: object,
+    order_id: int | str | None = None,
+    client_order_id: str | None = None,
+    context: ActorContext | None = None,
+) -> Order:
+    """Ask the engine to lower an open order's remaining quantity, keeping its priority.
+
+    `remaining_quantity` is what is left to fill afterwards (not the new total): the engine
+    knows the true remaining quantity, so a fill racing this request cannot make the
+    reduction an increase; the engine refuses a value that is not below the remaining
+    quantity it holds (its Rejected changes nothing), and settlement applies its Reduced
+    (quantity lowered, the hold the removed part no longer needs released).
+
+    Nothing changes here but an outbox row, as in cancel_order. Works in TRADING and
+    CANCEL_ONLY markets (reducing only lowers exposure). Raises OrderNotFound for unknown
+    ids and other users' orders alike, OrderNotOpen for a terminal order, MarketNotTrading
+    (market_halted), InvalidAmount for a malformed amount (parse_amount's codes, with the
+    base asset's places), and InvalidOrder with order_not_reducible (a market buy by quote
+    amount has no quantity), quantity_off_lot or quantity_not_reduced (not below what the
+    stored order has left). On any error nothing is written. `context` as in cancel_order.
+    """
+    order = _find_own_order(user=user, order_id=order_id, client_order_id=client_order_id)
+    market = order.market
+    _check_cancels_allowed(market)
+    if not order.is_open:
+        raise OrderNotOpen(f"The order is already {order.status}.", field="order_id")
+    new_lots = _reduced_lots(order=order, market=market, remaining_quantity=remaining_quantity)
+    audit = _audited(user=user, actor=None, context=context)
+    with transaction.atomic(durable=True):
+        write_outbox(
+            market=market,
+            command=ReduceOrder(order_id=order.pk, account_id=user.pk, new_qty_lots=new_lots),
+            flush_account_id=user.pk,
+        )
+        if audit is not None:
+            record_audit(
+                action="order.reduce",
+                target=order,
+                context=audit,
+                details={"remaining_quantity": f"{new_lots * market.lot_size:f}"},
+            )
+    return order
+
+
+def _reduced_lots(*, order: Order, market: Market, remaining_quantity: object) -> int:
+    """The engine's lots for a valid reduction of `order`; raises InvalidOrder otherwise."""
+    remaining = order.remaining_quantity
+    if remaining is None:
+        raise InvalidOrder(
+            "A market buy by quote amount has no quantity to reduce; cancel it instead.",
+            field="order_id",
+            code="order_not_reducible",
+        )
+    # The base asset's places, as place_order's quantity (amount_too_precise beyond them).
+    amount = parse_amount(remaining_quantity, asset=market.base, field="remaining_quantity")
+    with localcontext(prec=80):
+        lots, rest = divmod(amount, market.lot_size)
+    if rest:
+        raise InvalidOrder(
+            f"remaining_quantity must be a multiple of the lot size "
+            f"{market.lot_size.normalize():f}.",
+            field="remaining_quantity",
+            code="quantity_off_lot",
+        )
+    if amount >= remaining:
+        raise InvalidOrder(
+            f"remaining_quantity must be below what the order has left "
+            f"({remaining.normalize():f}); an increase is a new order.",
+            field="remaining_quantity",
+            code="quantity_not_reduced",
+        )
+    return int(lots)
 
 
 def _check_cancels_allowed(market: Market) -> None:
