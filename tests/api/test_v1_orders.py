@@ -13,7 +13,8 @@ from markets.models import Market
 from tests.api.conftest import SignedClient, call, make_key
 from tests.api.test_v1_support import JsonSigned, limit_order, prime_replay_store, session_of
 from tests.conftest import assert_ledger_clean, balance_of, fund
-from tests.trading.conftest import btc_usdt, snapshot  # noqa: F401  (btc_usdt: the fixture)
+from tests.trading import conftest as trading_fixtures
+from tests.trading.conftest import snapshot
 from tests.trading.pipeline_helpers import loops_running, wait_settled
 from trading.models import Order, OrderStatus
 
@@ -24,7 +25,9 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("
 def primed(redis_db) -> None:
     prime_replay_store(redis_db)
 
+
 D = Decimal
+btc_usdt = trading_fixtures.btc_usdt  # the fixture, usable here
 
 
 @pytest.fixture
@@ -47,7 +50,8 @@ def test_market_list_is_public_with_rules(live_api: str, btc_usdt: Market) -> No
     assert "limit_maker" in market["order_types"]
     assert "expire_taker" in market["stp_modes"]
     one = call(live_api, "GET", "/api/v1/markets/btc-usdt")
-    assert one.status == 200 and one.body["symbol"] == "BTC-USDT"
+    assert one.status == 200
+    assert one.body["symbol"] == "BTC-USDT"
     missing = call(live_api, "GET", "/api/v1/markets/NOPE-USDT")
     assert (missing.status, missing.code) == (404, "market_not_found")
     assert call(live_api, "GET", "/api/v1/markets/").status == 404  # one style: no slash
@@ -67,9 +71,11 @@ def test_place_get_and_cancel_signed(signed: JsonSigned, alice: User, assets, bt
     assert (order["price"], order["quantity"]) == ("50000.000000", "0.10000000")
     assert balance_of(alice, assets["USDT"]) == (D("14990"), D("5010"))
     got = signed.request("GET", f"/api/v1/orders/{order['id']}")
-    assert got.status == 200 and got.body["id"] == order["id"]
+    assert got.status == 200
+    assert got.body["id"] == order["id"]
     by_coid = signed.request("GET", "/api/v1/orders/by-client-id/my-1")
-    assert by_coid.status == 200 and by_coid.body["id"] == order["id"]
+    assert by_coid.status == 200
+    assert by_coid.body["id"] == order["id"]
     with loops_running(["BTC-USDT"]):
         wait_settled(["BTC-USDT"])
         cancelled = signed.request("DELETE", f"/api/v1/orders/{order['id']}")
@@ -243,7 +249,8 @@ def test_batch_cancel_and_cancel_all(signed: JsonSigned, alice, mallory, assets)
         ]
         wait_settled(["BTC-USDT"])
         everything = signed.request("DELETE", "/api/v1/orders", query={"market": "BTC-USDT"})
-        assert everything.status == 202 and everything.body == {"cancel_requested": 1}
+        assert everything.status == 202
+        assert everything.body == {"cancel_requested": 1}
         wait_settled(["BTC-USDT"])
     assert set(Order.objects.filter(user=alice).values_list("status", flat=True)) == {"canceled"}
     assert Order.objects.get(pk=theirs.pk).status == OrderStatus.NEW

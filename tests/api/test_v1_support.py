@@ -101,8 +101,18 @@ def session_of(base: str, user: User) -> Session:
 
 
 def limit_order(
-    market: str = "BTC-USDT", *, side: str = "buy", price: str = "50000", quantity: str = "0.1",
+    market: str = "BTC-USDT",
+    *,
+    side: str = "buy",
+    price: str = "50000",
+    quantity: str = "0.1",
     **extra: str,
 ) -> dict[str, str]:
-    return {"market": market, "side": side, "type": "limit", "price": price,
-            "quantity": quantity, **extra}
+    return {
+        "market": market,
+        "side": side,
+        "type": "limit",
+        "price": price,
+        "quantity": quantity,
+        **extra,
+    }
