@@ -13,6 +13,7 @@ from django.views.decorators.http import require_safe
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from exchange.api import schema as _api_schema  # noqa: F401  (registers the auth scheme)
+from exchange.api.binance import public as binance_public
 from reporting import account_views
 
 FAVICON_MAX_AGE = 7 * 24 * 3600  # a week: the icon changes with a release, if ever
@@ -38,6 +39,7 @@ urlpatterns = [
     path("reports/", include("reporting.urls")),
     path("api/v3/", include("exchange.api.binance.urls")),
     path("api/v1/", include("exchange.api.v1.urls")),
+    path("", include(binance_public.root_urls)),  # /sapi/v1/... stubs, /unsupported/...
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
