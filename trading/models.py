@@ -15,7 +15,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from accounts.models import Asset, User
+from accounts.models import ApiKey, Asset, User
 from markets.models import Market
 
 MONEY: dict[str, Any] = {"max_digits": 36, "decimal_places": 18}  # Any: field kwargs
@@ -313,3 +313,43 @@ class LeaseFence(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} at token {self.token}"
+
+
+class DeadmanSwitch(models.Model):
+    """One API key's dead-man's switch on one market (countdownCancelAll; trading.deadman).
+
+    Armed while `expires_at` is set: when that moment passes without a renewal, a sweeper
+    (every worker process runs one) cancels every open order of the key's user in the
+    market and clears `expires_at`. Kept in PostgreSQL, not Redis, so a Redis flush or
+    restart cannot silently disarm it; deadlines are the database's clock, shared by the web
+    servers that arm and the workers that sweep. `claimed_until` is a sweeper's short claim
+    while it cancels (SKIP LOCKED claim, see trading.deadman), so two workers never fire one
+    switch twice and a sweeper that died mid-fire is retried once the claim passes.
+    """
+
+    api_key = models.ForeignKey(ApiKey, on_delete=models.CASCADE, related_name="+")
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="+", db_index=False)
+    market = models.ForeignKey(Market, on_delete=models.PROTECT, related_name="+", db_index=False)
+    countdown_ms = models.PositiveIntegerField()
+    expires_at = models.DateTimeField(null=True, blank=True)  # None: disarmed (or fired)
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    fired_at = models.DateTimeField(null=True, blank=True)  # the last time it cancelled
+    fired_orders = models.PositiveIntegerField(default=0)  # open orders that fire covered
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = (
+            models.UniqueConstraint(fields=("api_key", "market"), name="deadman_key_market"),
+        )
+        # The sweep's only query: armed switches by deadline (a handful of rows at most).
+        indexes = (
+            models.Index(
+                fields=("expires_at",),
+                name="deadman_armed_by_deadline",
+                condition=Q(expires_at__isnull=False),
+            ),
+        )
+
+    def __str__(self) -> str:
+        state = f"armed until {self.expires_at:%H:%M:%S.%f}" if self.expires_at else "disarmed"
+        return f"dead-man's switch of key {self.api_key_id} on {self.market_id}: {state}"

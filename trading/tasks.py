@@ -12,9 +12,10 @@ from __future__ import annotations
 import logging
 
 from celery import shared_task
-from celery.signals import worker_shutting_down
+from celery.signals import worker_ready, worker_shutting_down
 
 from markets.models import Market, MarketStatus
+from trading import deadman
 from trading.lease import is_lease_live
 from trading.liveness import run_periodic_audit
 from trading.loops import SHUTDOWN
@@ -34,10 +35,18 @@ START_GRACE_SECONDS = 3
 ACTIVE_STATUSES = (MarketStatus.TRADING, MarketStatus.CANCEL_ONLY)
 
 
+@worker_ready.connect
+def _start_deadman_sweeper(**_: object) -> None:
+    # Every worker process sweeps dead-man's switches (trading.deadman) every 0.2 s; a beat
+    # task could not meet its one-second promise, and SKIP LOCKED claims let them share.
+    deadman.start_sweeper()
+
+
 @worker_shutting_down.connect
 def _stop_loops(**_: object) -> None:
     # Warm shutdown waits for running tasks: the loops must notice and return.
     SHUTDOWN.set()
+    deadman.stop_sweeper(timeout=5.0)
 
 
 @shared_task(acks_late=False, ignore_result=True)
