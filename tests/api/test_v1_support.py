@@ -38,9 +38,11 @@ class JsonSigned:
         body: Any = None,  # Any: whatever JSON the test sends
         raw: bytes | None = None,
         headers: Mapping[str, str] | None = None,
+        timestamp: int | None = None,
     ) -> Answer:
         pairs = [(k, str(v)) for k, v in (query or {}).items()]
-        pairs += [("timestamp", str(int(time.time() * 1000))), ("recvWindow", "10000")]
+        stamp = timestamp or int(time.time() * 1000)
+        pairs += [("timestamp", str(stamp)), ("recvWindow", "10000")]
         text = urlencode(pairs)
         data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
         payload = text.encode() + (data or b"")
