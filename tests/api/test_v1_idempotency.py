@@ -81,7 +81,8 @@ def test_a_form_body_retry_signed_afresh_is_the_same_request(live_api, alice, as
 
 def test_the_same_key_with_another_body_is_refused(signed, alice) -> None:
     headers = {"Idempotency-Key": "k-1"}
-    assert signed.request("POST", "/api/v1/orders", body=limit_order(), headers=headers).status == 201
+    first = signed.request("POST", "/api/v1/orders", body=limit_order(), headers=headers)
+    assert first.status == 201
     before = snapshot()
     other = signed.request(
         "POST", "/api/v1/orders", body=limit_order(quantity="0.2"), headers=headers
