@@ -7,8 +7,10 @@ from typing import Any
 
 from allauth.mfa.admin import AuthenticatorAdmin as AllauthAuthenticatorAdmin
 from allauth.mfa.models import Authenticator
-from django.contrib import admin
+from django import forms
+from django.contrib import admin, messages
 from django.db.models import Exists, OuterRef, QuerySet
+from django.forms import ModelForm
 from django.http import HttpRequest
 from django.utils.html import format_html
 from django.utils.translation import gettext as _
@@ -19,6 +21,14 @@ from accounts.models import ApiKey, KycLevel, User
 from accounts.services.apikeys import staff_revoke_api_key
 from accounts.services.users import set_frozen, set_kyc_level
 from exchange.admin import AuditedAdmin, ReadOnlyAdmin, apply_to_each, staff_user
+from exchange.api.ratelimit import (
+    LIMIT_FIELDS,
+    InvalidRateLimit,
+    check_api_key_limits,
+    clean_limit,
+    set_api_key_limits,
+)
+from exchange.errors import DomainError
 
 
 def _email(user: User) -> str:
@@ -131,11 +141,62 @@ class AuthenticatorAdmin(AuditedAdmin, AllauthAuthenticatorAdmin):
         return False
 
 
-# --- API keys: look and revoke, never a secret
+# --- API keys: look, revoke and raise rate limits; never a secret
+
+
+# `key` and `secret_encrypted` are left out on purpose; the prefix identifies a key.
+_API_KEY_SHOWN = (
+    "label",
+    "user",
+    "key_prefix",
+    "key_type",
+    "public_key",
+    "can_read",
+    "can_trade",
+    "can_withdraw",
+    "ip_allowlist",
+    "created_at",
+    "expires_at",
+    "revoked_at",
+    "last_used_at",
+)
+
+
+class ApiKeyLimitsForm(forms.ModelForm):
+    """The only editable part of a key: its rate-limit overrides (empty: the default).
+
+    The service's own checks run as form validation, so a bad value is a field error and
+    nothing is saved.
+    """
+
+    class Meta:
+        model = ApiKey
+        fields = LIMIT_FIELDS
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        for name in LIMIT_FIELDS:
+            if name in cleaned:
+                try:
+                    cleaned[name] = clean_limit(name, cleaned[name])
+                except InvalidRateLimit as exc:
+                    self.add_error(name, exc.message)
+        if not self.errors:
+            values = {name: cleaned.get(name) for name in self.changed_data if name in LIMIT_FIELDS}
+            try:
+                check_api_key_limits(api_key=self.instance, values=values)
+            except InvalidRateLimit as exc:
+                self.add_error(exc.field, exc.message)
+        return cleaned
 
 
 @admin.register(ApiKey)
 class ApiKeyAdmin(ReadOnlyAdmin):
+    """Keys are created and revoked by their owners (and revoked by staff, audited); staff
+    may raise a key's rate limits here, through exchange.api.ratelimit.set_api_key_limits
+    (audited with before and after). Everything else on the page is read-only."""
+
+    form = ApiKeyLimitsForm
     list_display = (
         "label",
         "user",
@@ -150,24 +211,34 @@ class ApiKeyAdmin(ReadOnlyAdmin):
     list_filter = ("key_type", "can_trade", "can_withdraw")
     search_fields = ("label", "user__email", "=key")
     list_select_related = ("user",)
-    # `key` and `secret_encrypted` are left out on purpose; the prefix identifies a key.
-    fields = (
-        "label",
-        "user",
-        "key_prefix",
-        "key_type",
-        "public_key",
-        "can_read",
-        "can_trade",
-        "can_withdraw",
-        "ip_allowlist",
-        "created_at",
-        "expires_at",
-        "revoked_at",
-        "last_used_at",
+    readonly_fields = _API_KEY_SHOWN
+    fieldsets = (
+        (None, {"fields": _API_KEY_SHOWN}),
+        (
+            gettext_lazy("Rate limits (empty: the default from settings)"),
+            {"fields": LIMIT_FIELDS},
+        ),
     )
-    readonly_fields = fields
     actions = ("revoke_selected",)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return request.user.has_perm("accounts.change_apikey")
+
+    def save_model(self, request: HttpRequest, obj: ApiKey, form: ModelForm, change: bool) -> None:
+        values = {
+            name: form.cleaned_data[name] for name in form.changed_data if name in LIMIT_FIELDS
+        }
+        if not change or not values:
+            return
+        try:
+            set_api_key_limits(
+                api_key_id=obj.pk,
+                values=values,
+                actor=staff_user(request),
+                context=actor_context(request),
+            )
+        except DomainError as exc:  # refused after the form's checks (a race): say so
+            self.message_user(request, exc.message, level=messages.ERROR)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[ApiKey]:
         return super().get_queryset(request).defer("secret_encrypted")
