@@ -19,6 +19,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, cast
+from urllib.parse import parse_qsl
 
 from django.urls import URLPattern, path
 from rest_framework.request import Request
@@ -177,6 +178,14 @@ class OrderApi(SignedView):
 
     weight = 1
 
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        self.weight = 4 if request.method == "GET" else 1  # Binance's weights
+        super().initial(request, *args, **kwargs)
+
+    def order_count(self, request: Request) -> int:
+        """Orders this request places, for exchange.api.ratelimit."""
+        return 1 if request.method == "POST" else 0
+
     def post(self, request: Request) -> Response:
         values = params(request)
         market = resolve_symbol(text(values, "symbol"))
@@ -279,6 +288,14 @@ class OpenOrdersApi(SignedView):
 
     weight = 6
 
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        # Binance: 6 with a symbol, 80 for every symbol; cancelling all is 1.
+        if request.method == "DELETE":
+            self.weight = 1
+        elif not dict(parse_qsl(request.META.get("QUERY_STRING", ""))).get("symbol"):
+            self.weight = 80
+        super().initial(request, *args, **kwargs)
+
     def get(self, request: Request) -> Response:
         values = params(request)
         symbol = text(values, "symbol")
@@ -366,6 +383,9 @@ class CancelReplaceApi(SignedView):
     """
 
     weight = 1
+
+    def order_count(self, request: Request) -> int:
+        return 1
 
     def post(self, request: Request) -> Response:
         values = params(request)
