@@ -577,3 +577,46 @@ def test_bad_input_through_uvicorn_is_never_a_500(
     assert answer.status == 405
     assert answer.code == -1000
     assert ledger_snapshot() == before
+
+
+WEIGHTS = [
+    ("/api/v3/ping", "", 1),
+    ("/api/v3/exchangeInfo", "", 20),
+    ("/api/v3/depth", "symbol=BTCUSDT", 5),
+    ("/api/v3/depth", "symbol=BTCUSDT&limit=500", 25),
+    ("/api/v3/depth", "symbol=BTCUSDT&limit=1000", 50),
+    ("/api/v3/depth", "symbol=BTCUSDT&limit=5000", 250),
+    ("/api/v3/trades", "symbol=BTCUSDT", 25),
+    ("/api/v3/aggTrades", "symbol=BTCUSDT", 4),
+    ("/api/v3/klines", "symbol=BTCUSDT&interval=1m", 2),
+    ("/api/v3/ticker/24hr", "symbol=BTCUSDT", 2),
+    ("/api/v3/ticker/24hr", "", 80),
+    ("/api/v3/ticker", "symbols=%5B%22BTCUSDT%22%5D", 4),
+    ("/api/v3/ticker/price", "symbol=BTCUSDT", 2),
+    ("/api/v3/ticker/price", "", 4),
+    ("/api/v3/ticker/bookTicker", "", 4),
+    ("/api/v3/avgPrice", "symbol=BTCUSDT", 2),
+    ("/api/v3/depth", "symbol=BTCUSDT&limit=x", 5),  # refused, charged the base weight
+]
+
+
+@live
+def test_each_request_is_charged_binances_weight(
+    live_api: str, redis_db: Any, assets: dict[str, Asset]
+) -> None:
+    _market_for_bad_input(assets)
+
+    def weight_of(answer: Any) -> int:
+        headers = {name.lower(): value for name, value in answer.headers.items()}
+        return int(headers["x-mbx-used-weight-1m"])
+
+    def used() -> int:
+        return weight_of(get(live_api, "/api/v3/ping"))
+
+    for path, query, weight in WEIGHTS:
+        for _attempt in range(2):  # a minute boundary between the calls restarts the bucket
+            before = used()
+            after = weight_of(call(live_api, "GET", path, query=query))
+            if after > before:
+                break
+        assert after - before == weight, (path, query)
