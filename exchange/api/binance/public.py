@@ -47,6 +47,7 @@ from exchange.api.binance.base import (
     text,
 )
 from exchange.api.binance.errors import BinanceError, illegal, mandatory
+from exchange.api.binance.orders import TYPES_IN
 from markets import selectors
 from markets.fees import order_rates, tier_rates
 from markets.marketdata.common import places
@@ -59,9 +60,9 @@ DEFAULT_ROWS = 500
 AGG_WINDOW = timedelta(hours=1)  # aggTrades' startTime..endTime, Binance's -1127 rule
 AVG_PRICE_MINUTES = 5
 MAX_MS = 253402300799999  # 9999-12-31T23:59:59.999Z: the last instant datetime can hold
-# What the account endpoints map onto the engine (trading.validation's types). No
-# TAKE_PROFIT(_LIMIT): see the module docstring.
-ORDER_TYPES = ("LIMIT", "LIMIT_MAKER", "MARKET", "STOP_LOSS", "STOP_LOSS_LIMIT")
+# What the order endpoints map onto the engine (orders.TYPES_IN, Binance's alphabetical
+# order). No TAKE_PROFIT(_LIMIT): see the module docstring.
+ORDER_TYPES = tuple(sorted(TYPES_IN))
 STP_MODES = ("NONE", "EXPIRE_TAKER", "EXPIRE_MAKER", "EXPIRE_BOTH")
 STATUSES: dict[str, str] = {
     MarketStatus.TRADING: "TRADING",
@@ -246,7 +247,7 @@ def _symbol_info(market: Market) -> dict[str, object]:
         "otoAllowed": False,
         "quoteOrderQtyMarketAllowed": True,
         "allowTrailingStop": False,
-        "cancelReplaceAllowed": False,
+        "cancelReplaceAllowed": True,  # POST /api/v3/order/cancelReplace (account.py)
         "amendAllowed": False,
         "isSpotTradingAllowed": True,
         "isMarginTradingAllowed": False,
