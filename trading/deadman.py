@@ -58,8 +58,10 @@ MAX_COUNTDOWN_MS = 86_400_000  # a day; a longer "heartbeat" protects nobody
 SWEEP_INTERVAL_SECONDS = 0.2
 # Switches fired per sweep: each is one cancel_all transaction (~ms); the rest wait 0.2 s.
 SWEEP_BATCH = 100
-# A sweeper's claim on a switch it is firing; past it, another sweep fires the switch again.
-CLAIM = timedelta(seconds=5)
+# A sweeper's claim on a switch it is firing (a fire takes milliseconds); past it, another
+# sweep fires the switch again. It bounds the delay when a worker dies mid-fire; a claim
+# that expires under a slow but live fire only means a second, harmless cancel_all.
+CLAIM = timedelta(seconds=2)
 HALTED_RETRY = timedelta(seconds=1)
 # After a database error the sweeper waits this long before trying again (no hot loop).
 ERROR_PAUSE_SECONDS = 1.0
@@ -266,7 +268,9 @@ def _make_sweeper() -> Worker:
     worker = Worker(
         "deadman-sweeper",
         step,
-        keep_going_on=(DatabaseError,),
+        # Log and continue on anything: a sweeper that died would leave every switch of
+        # this process's share unfired, and no one restarts a thread.
+        keep_going_on=(Exception,),
         after_error=after_error,
         on_start=use_loop_session_limits,  # lock_timeout etc.: a stuck peer cannot hang us
         on_exit=_close_connection,

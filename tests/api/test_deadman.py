@@ -35,6 +35,7 @@ from accounts.models import ApiKey, Asset, User
 from accounts.signing import REPLAY_STORE_SINCE_KEY
 from markets.models import Market, MarketStatus
 from tests.api.conftest import SignedClient, call, make_key
+from tests.api.test_v1_support import JsonSigned, session_of
 from tests.conftest import fund, ledger_snapshot
 from tests.trading.conftest import btc_usdt as btc_usdt  # fixtures
 from tests.trading.conftest import eth_usdt as eth_usdt
@@ -340,6 +341,126 @@ def test_unsigned_and_get_requests_are_refused(
     assert DeadmanSwitch.objects.exists() is False
 
 
+def test_ccxt_arms_and_disarms_through_its_private_api(
+    live_api: str, alice: User, markets: tuple[Market, Market]
+) -> None:
+    import ccxt
+
+    key, secret = make_key(alice)
+    api = dict.fromkeys(("public", "private"), live_api + "/api/v3")
+    api.update({k: live_api + "/unsupported" for k in ccxt.binance().urls["api"] if k not in api})
+    exchange = ccxt.binance({"urls": {"api": api}, "apiKey": key, "secret": secret})
+    params = {"symbol": "BTCUSDT", "countdownTime": 120000}
+
+    armed = exchange.request("countdownCancelAll", ["private"], "POST", params)
+
+    assert armed == {"symbol": "BTCUSDT", "countdownTime": "120000"}
+    assert DeadmanSwitch.objects.get(api_key__key=key).countdown_ms == 120000
+    params["countdownTime"] = 0
+    assert (
+        exchange.request("countdownCancelAll", ["private"], "POST", params)["countdownTime"] == "0"
+    )
+    assert DeadmanSwitch.objects.get(api_key__key=key).expires_at is None
+
+
+# ---------------------------------------------------------------- v1: /api/v1/cancel-countdowns
+
+V1 = "/api/v1/cancel-countdowns"
+
+
+def test_v1_arms_lists_and_disarms_with_a_signed_json_body(
+    live_api: str, alice: User, markets: tuple[Market, Market]
+) -> None:
+    key, secret = make_key(alice)
+    client = JsonSigned(live_api, key, secret)
+    before = int(time.time() * 1000)
+
+    armed = client.request("POST", V1, body={"market": "BTC-USDT", "countdown_ms": 60000})
+
+    assert armed.status == 200, armed.body
+    assert armed.body["market"] == "BTC-USDT"
+    assert (armed.body["countdown_ms"], armed.body["armed"]) == (60000, True)
+    assert before + 59_000 < armed.body["expires_at"] < int(time.time() * 1000) + 61_000
+    assert (armed.body["fired_at"], armed.body["fired_orders"]) == (None, 0)
+    listed = client.request("GET", V1)
+    assert listed.status == 200, listed.body
+    assert [s["market"] for s in listed.body] == ["BTC-USDT"]
+    disarmed = client.request("POST", V1, body={"market": "BTC-USDT", "countdown_ms": "0"})
+    assert disarmed.status == 200, disarmed.body
+    assert (disarmed.body["armed"], disarmed.body["expires_at"]) == (False, None)
+    never = client.request("POST", V1, body={"market": "ETH-USDT", "countdown_ms": 0})
+    assert (never.status, never.body["armed"]) == (200, False)
+    assert DeadmanSwitch.objects.filter(expires_at__isnull=False).exists() is False
+
+
+def test_v1_takes_a_form_body_signed_like_ccxt(
+    live_api: str, alice: User, markets: tuple[Market, Market]
+) -> None:
+    key, secret = make_key(alice)
+    answer = SignedClient(live_api, key, secret).request(
+        "POST", V1, {"market": "BTC-USDT", "countdown_ms": 5000}
+    )
+    assert answer.status == 200, answer.body
+    assert answer.body["countdown_ms"] == 5000
+
+
+@pytest.mark.parametrize(
+    ("_case", "body", "status", "code"),
+    [
+        ("negative", {"market": "BTC-USDT", "countdown_ms": -1}, 400, "countdown_invalid"),
+        ("below a second", {"market": "BTC-USDT", "countdown_ms": 999}, 400, "countdown_invalid"),
+        ("above a day", {"market": "BTC-USDT", "countdown_ms": 86400001}, 400, "countdown_invalid"),
+        ("huge", {"market": "BTC-USDT", "countdown_ms": 10**30}, 400, "countdown_invalid"),
+        ("float", {"market": "BTC-USDT", "countdown_ms": 1500.5}, 400, "countdown_invalid"),
+        ("whole float", {"market": "BTC-USDT", "countdown_ms": 1500.0}, 400, "countdown_invalid"),
+        ("boolean", {"market": "BTC-USDT", "countdown_ms": True}, 400, "countdown_invalid"),
+        ("exponent", {"market": "BTC-USDT", "countdown_ms": "1e4"}, 400, "countdown_invalid"),
+        ("spaces", {"market": "BTC-USDT", "countdown_ms": " 5000"}, 400, "countdown_invalid"),
+        ("null", {"market": "BTC-USDT", "countdown_ms": None}, 400, "null"),
+        ("missing", {"market": "BTC-USDT"}, 400, "required"),
+        ("no market", {"countdown_ms": 5000}, 400, "required"),
+        ("market as number", {"market": 7, "countdown_ms": 5000}, 400, "invalid"),
+        ("unknown market", {"market": "DOGE-USDT", "countdown_ms": 5000}, 404, "market_not_found"),
+    ],
+)
+def test_v1_bad_input_is_refused_and_changes_nothing(
+    live_api: str,
+    alice: User,
+    markets: tuple[Market, Market],
+    _case: str,
+    body: dict[str, Any],
+    status: int,
+    code: str,
+) -> None:
+    key, secret = make_key(alice)
+    client = JsonSigned(live_api, key, secret)
+    assert (
+        client.request("POST", V1, body={"market": "BTC-USDT", "countdown_ms": 60000}).status == 200
+    )
+    before = (_switches(), ledger_snapshot(), Order.objects.count(), OutboxEntry.objects.count())
+
+    answer = client.request("POST", V1, body=body)
+
+    assert (answer.status, answer.code) == (status, code), answer.body
+    assert answer.body["message"]
+    after = (_switches(), ledger_snapshot(), Order.objects.count(), OutboxEntry.objects.count())
+    assert after == before
+
+
+def test_v1_needs_an_api_key_with_trade_scope_to_arm(
+    live_api: str, alice: User, markets: tuple[Market, Market]
+) -> None:
+    key, secret = make_key(alice, trade=False)
+    read_only = JsonSigned(live_api, key, secret)
+    refused = read_only.request("POST", V1, body={"market": "BTC-USDT", "countdown_ms": 5000})
+    assert (refused.status, refused.code) == (403, "scope_missing")
+    assert read_only.request("GET", V1).status == 200  # listing needs only "read"
+    browser = session_of(live_api, alice)
+    by_session = browser.request("POST", V1, body={"market": "BTC-USDT", "countdown_ms": 5000})
+    assert (by_session.status, by_session.code) == (403, "api_key_required")
+    assert DeadmanSwitch.objects.exists() is False
+
+
 # ---------------------------------------------------------------- the service, no workers
 
 
@@ -486,3 +607,17 @@ def test_a_switch_that_has_not_lapsed_is_left_alone(
     deadman.set_countdown(api_key=key, market=btc, countdown_ms=60000)
     assert deadman.sweep() == 0
     assert _cancel_alls(alice, btc) == 0
+
+
+def test_a_revoked_keys_armed_switch_still_fires(
+    alice: User, assets: dict[str, Asset], markets: tuple[Market, Market]
+) -> None:
+    btc, _eth = markets
+    fund(alice, assets["USDT"], "10000")
+    key = _key_of(alice)
+    _buy(alice, btc, "a1", "45000")
+    deadman.set_countdown(api_key=key, market=btc, countdown_ms=1000)
+    ApiKey.objects.filter(pk=key.pk).update(revoked_at=timezone.now())
+    _lapse(key, btc)
+    assert deadman.sweep() == 1
+    assert _cancel_alls(alice, btc) == 1
