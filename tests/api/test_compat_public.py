@@ -449,6 +449,7 @@ def test_unsupported_paths_answer_404_in_binance_shape(live_api: str, redis_db: 
         ("GET", "/unsupported"),
         ("POST", "/unsupported/sapi/v1/capital/config/getall"),
         ("DELETE", "/unsupported/x/y/z"),
+        ("GET", "/sapi/v1/capital/config/getall"),  # /sapi beyond the two stubs
     ]:
         answer = call(live_api, method, path)
         assert (answer.status, answer.body) == (

@@ -697,9 +697,11 @@ urls: list[URLPattern] = [
     path("ticker", TickerApi.as_view(), name="compat-ticker"),
 ]
 
-# Mounted by exchange/urls.py at the root: the two /sapi stubs and the catch-all.
+# Mounted by exchange/urls.py at the root: the two /sapi stubs, then the catch-alls (any
+# other /sapi path, and /unsupported/... for the urls.api keys pointed there).
 root_urls: list[URLPattern] = [
     path("sapi/v1/spot/delist-schedule", DelistScheduleApi.as_view(), name="compat-delist"),
     path("sapi/v1/asset/tradeFee", TradeFeeApi.as_view(), name="compat-trade-fee"),
     re_path(r"^unsupported(?:/.*)?$", UnsupportedApi.as_view(), name="compat-unsupported"),
+    re_path(r"^sapi/", UnsupportedApi.as_view(), name="compat-sapi-unsupported"),  # the rest
 ]
