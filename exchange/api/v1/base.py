@@ -186,6 +186,11 @@ class StrictCharField(serializers.CharField):
         "invalid": 'Send this value as a string, e.g. "12.5".'
     }
 
+    def __init__(self, **kwargs: Any) -> None:
+        # " 50000" is not a canonical amount: refused by the parser, never trimmed into one.
+        kwargs.setdefault("trim_whitespace", False)
+        super().__init__(**kwargs)
+
     def to_internal_value(self, data: object) -> str:
         if not isinstance(data, str):
             self.fail("invalid")

@@ -11,7 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from django.urls import URLPattern, path
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -25,6 +26,7 @@ from trading.deadman import LEGAL_COUNTDOWNS, is_valid_countdown, list_switches,
 from trading.models import DeadmanSwitch
 
 
+@extend_schema_field(OpenApiTypes.INT)
 class CountdownField(serializers.Field):
     """Milliseconds, 0 or within the switch's range: a JSON integer or a digits-only string."""
 
@@ -73,6 +75,7 @@ class CancelCountdownsApi(ApiView):
             200: SwitchSerializer(many=True),
             401: ErrorSerializer,
             403: OpenApiResponse(ErrorSerializer, description="not a signed API-key request"),
+            429: OpenApiResponse(ErrorSerializer, description="rate limited; see Retry-After"),
         }
     )
     def get(self, request: Request) -> Response:
@@ -87,6 +90,7 @@ class CancelCountdownsApi(ApiView):
             401: ErrorSerializer,
             403: ErrorSerializer,
             404: OpenApiResponse(ErrorSerializer, description="no such market"),
+            429: OpenApiResponse(ErrorSerializer, description="rate limited; see Retry-After"),
         },
     )
     def post(self, request: Request) -> Response:

@@ -8,8 +8,9 @@ or forged cursor is a 400 `cursor_invalid`, never a 404 or a 500.
 
 from __future__ import annotations
 
+import base64
 from typing import Any
-from urllib.parse import parse_qs, urlparse
+from urllib.parse import parse_qs, parse_qsl, urlparse
 
 from django.db.models import QuerySet
 from rest_framework.pagination import Cursor, CursorPagination
@@ -27,6 +28,17 @@ class CursorInvalid(DomainError):
 
 class LimitInvalid(DomainError):
     code = "limit_invalid"
+
+
+def _is_our_token(encoded: str) -> bool:
+    """True for strict base64 of a query string with only DRF's names (o, r, p): DRF's own
+    decoding skips invalid characters, so "%%%" or "nope" would read as the first page."""
+    try:
+        text = base64.b64decode(encoded.encode("ascii"), validate=True).decode("ascii")
+    except (ValueError, UnicodeError):
+        return False
+    names = {name for name, _value in parse_qsl(text, keep_blank_values=True)}
+    return bool(names) and names <= {"o", "r", "p"}
 
 
 class NewestFirst(CursorPagination):
@@ -49,6 +61,9 @@ class NewestFirst(CursorPagination):
         return int(raw)
 
     def decode_cursor(self, request: Request) -> Cursor | None:
+        encoded = request.query_params.get(self.cursor_query_param)
+        if encoded is not None and not _is_our_token(encoded):
+            raise CursorInvalid("The cursor is not valid.", field="cursor")
         try:
             cursor = super().decode_cursor(request)
         except Exception as exc:  # DRF raises NotFound; anything else is a bad token too
