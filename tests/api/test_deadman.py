@@ -108,6 +108,8 @@ def sweepers(live_api: str) -> Iterator[list[subprocess.Popen[bytes]]]:
         _wait_ready(procs)
         yield procs
         for proc in procs:
+            if proc.returncode == -signal.SIGKILL:
+                continue  # killed by the test itself
             assert proc.poll() is None, _log(proc)[-3000:]
             assert "Traceback" not in _log(proc), _log(proc)[-3000:]
     finally:
@@ -247,6 +249,35 @@ def test_zero_disarms_and_nothing_is_cancelled(
     switch = DeadmanSwitch.objects.get(api_key__key=key)
     assert (switch.countdown_ms, switch.expires_at, switch.fired_at) == (0, None, None)
     assert _cancel_alls(alice, eth) == 0
+
+
+def test_with_one_worker_killed_the_other_still_fires(
+    live_api: str,
+    sweepers: list[subprocess.Popen[bytes]],
+    alice: User,
+    assets: dict[str, Asset],
+    markets: tuple[Market, Market],
+) -> None:
+    btc, _eth = markets
+    fund(alice, assets["USDT"], "10000")
+    key, secret = make_key(alice)
+    os.killpg(sweepers[0].pid, signal.SIGKILL)  # its own session: that worker only
+    sweepers[0].wait(timeout=10)
+    with loops_running([btc.symbol]):
+        order = _buy(alice, btc, "a1", "45000")
+        wait_settled([btc.symbol])
+        armed = SignedClient(live_api, key, secret).request(
+            "POST", PATH, {"symbol": "BTCUSDT", "countdownTime": 1000}
+        )
+        assert armed.status == 200, armed.body
+        deadline = DeadmanSwitch.objects.get(api_key__key=key).expires_at
+        assert deadline is not None
+        lapse = _wait_cancelled([order]) - deadline
+        figure = f"{lapse.total_seconds() * 1000:.0f} ms"
+        print(f"\ndead-man's switch, one worker killed: CANCELED {figure} after expiry")  # noqa: T201
+        assert timedelta(0) <= lapse < LAPSE_BOUND
+        wait_settled([btc.symbol])
+    assert _cancel_alls(alice, btc) == 1
 
 
 # ---------------------------------------------------------------- bad input: nothing changes

@@ -9,15 +9,21 @@ string; so do we.
 from __future__ import annotations
 
 from django.urls import URLPattern, path
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.models import ApiKey
 from exchange.api.binance.base import SignedView, binance_symbol, params, resolve_symbol, text
 from exchange.api.binance.errors import BinanceError, illegal
-from trading.deadman import LEGAL_COUNTDOWNS, is_valid_countdown, set_countdown
+from trading.deadman import LEGAL_COUNTDOWNS, MAX_COUNTDOWN_MS, is_valid_countdown, set_countdown
 
 _MAX_DIGITS = 9  # MAX_COUNTDOWN_MS has 8; anything longer is out of range anyway
+_ERROR = inline_serializer(
+    "CountdownCancelAllError",
+    {"code": serializers.IntegerField(), "msg": serializers.CharField()},
+)
 
 
 class CountdownCancelAllApi(SignedView):
@@ -26,6 +32,33 @@ class CountdownCancelAllApi(SignedView):
     required_scope = "trade"
     weight = 10  # Binance futures' weight for this endpoint
 
+    @extend_schema(
+        operation_id="countdownCancelAll",
+        request={
+            "application/x-www-form-urlencoded": inline_serializer(
+                "CountdownCancelAll",
+                {
+                    "symbol": serializers.CharField(help_text="e.g. BTCUSDT"),
+                    "countdownTime": serializers.IntegerField(
+                        min_value=0,
+                        max_value=MAX_COUNTDOWN_MS,
+                        help_text=f"ms; 0 disarms; otherwise {LEGAL_COUNTDOWNS}",
+                    ),
+                },
+            )
+        },
+        responses={
+            200: inline_serializer(
+                "CountdownCancelAllResponse",
+                {"symbol": serializers.CharField(), "countdownTime": serializers.CharField()},
+            ),
+            400: OpenApiResponse(_ERROR, description="-1100, -1101, -1102, -1121"),
+            401: OpenApiResponse(_ERROR, description="-2014, -1022: no key, bad signature"),
+            403: OpenApiResponse(_ERROR, description="-2015: the key lacks the trade permission"),
+            418: OpenApiResponse(_ERROR, description="-1003: banned after ignoring 429s"),
+            429: OpenApiResponse(_ERROR, description="-1003: rate limit; see Retry-After"),
+        },
+    )
     def post(self, request: Request) -> Response:
         values = params(request)
         market = resolve_symbol(values.get("symbol"))
