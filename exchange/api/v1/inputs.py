@@ -66,6 +66,18 @@ class ReduceOrderInput(StrictSerializer):
     remaining_quantity = text(required=True)
 
 
+class PlaceBatchInput(serializers.Serializer):
+    """The schema of a batch (its items are parsed one by one, each with its own result)."""
+
+    orders = PlaceOrderInput(many=True)
+
+
+class CancelBatchInput(serializers.Serializer):
+    """The schema of a cancel batch."""
+
+    orders = OrderRefInput(many=True)
+
+
 class WithdrawalInput(StrictSerializer):
     asset = text(required=True, max_length=12)
     amount = text(required=True)

@@ -27,7 +27,9 @@ from exchange.api.v1.base import ApiView, InvalidParameter, body, from_ms, time_
 from exchange.api.v1.idempotency import idempotent
 from exchange.api.v1.inputs import (
     MAX_BATCH,
+    CancelBatchInput,
     OrderRefInput,
+    PlaceBatchInput,
     PlaceOrderInput,
     ReduceOrderInput,
     validation_error,
@@ -53,6 +55,8 @@ ERRORS = {
     403: OpenApiResponse(ErrorSerializer, description="Scope, CSRF or IP refused."),
     404: OpenApiResponse(ErrorSerializer, description="No such order (or not yours)."),
     409: OpenApiResponse(ErrorSerializer, description="State conflict; nothing changed."),
+    422: OpenApiResponse(ErrorSerializer, description="Idempotency-Key reused for another body."),
+    429: OpenApiResponse(ErrorSerializer, description="Rate limit; see Retry-After."),
 }
 IDEMPOTENCY_PARAMETER = OpenApiParameter(
     "Idempotency-Key",
@@ -147,6 +151,7 @@ class OrderListApi(ApiView):
         return idempotent(request, user=user, run=run)
 
     @extend_schema(
+        operation_id="orders_cancel_all",
         parameters=[OpenApiParameter("market", str)],
         responses={202: OpenApiResponse(description="{cancel_requested: n}"), **ERRORS},
     )
@@ -243,8 +248,12 @@ class PlaceOrderBatchApi(ApiView):
     result (`ok` with the order, or its error) in the request's order."""
 
     @extend_schema(
+        request=PlaceBatchInput,
         parameters=[IDEMPOTENCY_PARAMETER],
-        responses={200: OpenApiResponse(description="{results: [{index, ok, order|error}]}")},
+        responses={
+            200: OpenApiResponse(description="{results: [{index, ok, order|error}]}"),
+            **ERRORS,
+        },
     )
     def post(self, request: Request) -> Response:
         user = user_of(request)
@@ -268,7 +277,11 @@ class CancelOrderBatchApi(ApiView):
     cancels, each on its own, with a result per item."""
 
     @extend_schema(
-        responses={200: OpenApiResponse(description="{results: [{index, ok, order|error}]}")}
+        request=CancelBatchInput,
+        responses={
+            200: OpenApiResponse(description="{results: [{index, ok, order|error}]}"),
+            **ERRORS,
+        },
     )
     def post(self, request: Request) -> Response:
         user = user_of(request)
