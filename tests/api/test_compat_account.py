@@ -18,7 +18,7 @@ from django.utils import timezone
 from accounts.models import ApiKey, Asset, User
 from accounts.services.apikeys import revoke_api_key
 from markets.fees import set_user_tiers
-from markets.models import FeeTier, Market
+from markets.models import FeeTier, Market, MarketStatus
 from tests.api.conftest import SignedClient, call, make_key
 from tests.api.test_compat_orders import replay_store_began  # noqa: F401  (the fixture)
 from tests.conftest import fund, ledger_snapshot
@@ -229,6 +229,17 @@ def test_malformed_numbers_are_refused_and_change_nothing(funded, _case, value, 
             {"type": "MARKET", "price": "", "timeInForce": "", "quoteOrderQty": "10"},
             -1106,
         ),
+        (
+            "_quote_on_sell",
+            {
+                "side": "SELL",
+                "type": "MARKET",
+                "price": "",
+                "timeInForce": "",
+                "quoteOrderQty": "9",
+            },
+            -1106,
+        ),
         ("_stop_without_stop_price", {"type": "STOP_LOSS_LIMIT"}, -1102),
         ("_take_profit", {"type": "TAKE_PROFIT_LIMIT", "stopPrice": "52000"}, -1013),
         ("_stop_triggers_now", {"type": "STOP_LOSS_LIMIT", "stopPrice": "49000"}, -2010),
@@ -290,6 +301,19 @@ def test_bad_query_parameters_are_refused(funded, _case, method, path, params, c
     answer = funded.request(method, path, {"symbol": "BTCUSDT", **params})
     assert answer.status == 400, answer.body
     assert answer.code == code, answer.body
+    assert _state() == before
+
+
+def test_frozen_accounts_and_halted_markets_refuse_new_orders(funded, alice, btc_usdt):  # noqa: F811
+    before = _state()
+    Market.objects.filter(pk=btc_usdt.pk).update(status=MarketStatus.HALTED)
+    halted = funded.request("POST", "/api/v3/order", _limit())
+    assert (halted.status, halted.body) == (400, {"code": -2010, "msg": "Market is closed."})
+    Market.objects.filter(pk=btc_usdt.pk).update(status=MarketStatus.TRADING)
+    User.objects.filter(pk=alice.pk).update(is_frozen=True)
+    frozen = funded.request("POST", "/api/v3/order", _limit())
+    assert frozen.body == {"code": -2010, "msg": "This action is disabled on this account."}
+    assert funded.request("GET", "/api/v3/account").body["canTrade"] is False
     assert _state() == before
 
 

@@ -420,3 +420,32 @@ def test_result_wait_expires_without_loops_and_answers_new(traders, alice):
     assert placed["status"] == "NEW"
     assert placed["fills"] == []
     assert Order.objects.get(pk=placed["orderId"]).accepted_seq is None
+
+
+def test_self_trade_prevention_expires_the_taker_and_result_has_no_fills(traders, alice, assets):
+    a, _b = traders
+    fund(alice, assets["BTC"], "1")
+    with loops_running([SYMBOL]):
+        resting = _ok(a.request("POST", "/api/v3/order", _limit("SELL", "50000", "0.01")))
+        taker = _ok(
+            a.request(
+                "POST",
+                "/api/v3/order",
+                _limit(
+                    "BUY",
+                    "50000",
+                    "0.01",
+                    selfTradePreventionMode="EXPIRE_TAKER",
+                    newOrderRespType="RESULT",
+                ),
+            )
+        )
+        wait_settled([SYMBOL])
+        maker = _ok(
+            a.request("GET", "/api/v3/order", {"symbol": "BTCUSDT", "orderId": resting["orderId"]})
+        )
+    assert "fills" not in taker
+    assert (taker["status"], taker["executedQty"]) == ("EXPIRED", "0.00000000")
+    assert taker["selfTradePreventionMode"] == "EXPIRE_TAKER"
+    assert maker["status"] == "NEW"
+    assert _ok(a.request("GET", "/api/v3/myTrades", {"symbol": "BTCUSDT"})) == []
