@@ -523,6 +523,8 @@ DUPLICATED = [
     ("/api/v3/klines", "symbol=BTCUSDT&interval=1m&interval=1h"),
     ("/api/v3/ticker/24hr", "symbol=BTCUSDT&symbols=%5B%5D&symbols=%5B%5D"),
     ("/api/v3/exchangeInfo", "symbol=BTCUSDT&symbol=ETHUSDT"),
+    # More parameters than Django parses (DATA_UPLOAD_MAX_NUMBER_FIELDS): Binance's -1101 too.
+    ("/api/v3/depth", "symbol=BTCUSDT&" + "&".join(f"p{i}=1" for i in range(3000))),
 ]
 
 

@@ -28,6 +28,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from django.core.exceptions import TooManyFieldsSent
 from django.urls import URLPattern, path, re_path
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -91,7 +92,10 @@ class PublicView(BinanceView):
             self.weight = self.weigh(self.values)
         except BinanceError as exc:  # charged the base weight, then refused
             refused = exc
-        super().initial(request, *args, **kwargs)
+        try:
+            super().initial(request, *args, **kwargs)
+        except TooManyFieldsSent:  # DRF's content negotiation reads request.GET
+            raise BinanceError(-1101, "Too many parameters sent for this endpoint.") from None
         if refused is not None:
             raise refused
 
