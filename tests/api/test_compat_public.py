@@ -623,3 +623,41 @@ def test_each_request_is_charged_binances_weight(
             if after > before:
                 break
         assert after - before == weight, (path, query)
+
+
+QUERY_COUNTS = [
+    # (path, query, queries with one market, with three): the market reads are one query
+    # whatever the number of markets, the data one or two more.
+    ("/api/v3/exchangeInfo", "", 1, 1),
+    ("/api/v3/depth", "symbol=BTCUSDT", 2, 2),
+    ("/api/v3/ticker/24hr", "", 4, 4),
+    ("/api/v3/ticker/24hr", "symbols=%5B%22BTCUSDT%22%5D", 4, 4),
+    ("/api/v3/ticker/price", "", 1, 1),
+    ("/api/v3/ticker/bookTicker", "", 2, 2),
+    ("/api/v3/trades", "symbol=BTCUSDT", 2, 2),
+    ("/api/v3/klines", "symbol=BTCUSDT&interval=1h", 2, 2),
+]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("path", "query", "one", "three"), QUERY_COUNTS)
+def test_a_constant_number_of_queries(
+    path: str,
+    query: str,
+    one: int,
+    three: int,
+    assets: dict[str, Asset],
+    redis_db: Any,
+    django_assert_num_queries: Any,
+) -> None:
+    _market_for_bad_input(assets)
+    with django_assert_num_queries(one):
+        assert APIClient().get(f"{path}?{query}").status_code == 200
+    for code in ("ETH", "IRT"):
+        Market.objects.create(
+            symbol=f"{code}-USDT", base=assets[code], quote=assets["USDT"],
+            tick_size=Decimal("0.1"), lot_size=Decimal("0.001"), max_quantity=Decimal("10"),
+        )  # fmt: skip
+    redis_db.flushdb()  # the tickers' one-second cache
+    with django_assert_num_queries(three):
+        assert APIClient().get(f"{path}?{query}").status_code == 200
