@@ -31,6 +31,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -225,9 +226,8 @@ def _run(
         "days": _array(day.isoformat() for day in plan.days),
         "starts": _array(_utc(s) for s, _ in bounds),
         "ends": _array(_utc(e) for _, e in bounds),
-        "page": _OPEN_PAGE,
     }
-    (_USER_VOLUME if user_id is not None else _MARKET_VOLUME).execute(cursor, params)
+    _VOLUME[user_id is not None, bool(plan.raw)].execute(cursor, params)
     return tuple(cursor.fetchone())
 
 
@@ -297,12 +297,12 @@ def _plan(start: date, end: date, cal: str, open_days: Iterable[date]) -> _Plan:
     plan = _Plan([], [], [], [])
     day = start
     while day <= end:
-        year = year_of(day, cal)
+        year = _year_of(day, cal)
         if year.first_day == day and year.last_day <= end and not _touches(open_days, year):
             plan.years.append(year.year)
             day = year.last_day + ONE_DAY
             continue
-        month = month_of(day, cal)
+        month = _month_of(day, cal)
         if month.first_day == day and month.last_day <= end and not _touches(open_days, month):
             plan.months.append((month.year, month.month))
             day = month.last_day + ONE_DAY
@@ -312,6 +312,13 @@ def _plan(start: date, end: date, cal: str, open_days: Iterable[date]) -> _Plan:
             (plan.raw if day in open_days else plan.days).append(day)
             day += ONE_DAY
     return plan
+
+
+# Pure functions of (day, calendar), and jdatetime's conversions cost about as much as the
+# whole statement (cProfile of bench.volumes); the month starts a plan steps through repeat
+# from call to call. 4096 entries: over ten years of days in each calendar.
+_year_of = lru_cache(maxsize=4096)(year_of)
+_month_of = lru_cache(maxsize=4096)(month_of)
 
 
 def _touches(open_days: Iterable[date], period: Period) -> bool:
@@ -335,17 +342,21 @@ WHERE created_at >= %(first)s AND created_at < %(last)s
 _RANGES = "unnest(%(starts)s::timestamptz[], %(ends)s::timestamptz[]) AS r(s, e)"
 
 
-def _volume_sql(*, user: bool) -> str:
+def _volume_sql(*, user: bool, raw: bool) -> str:
     """The cursor's first page of later trades, and the sum over year, month and day rows
-    and the open days' trades, in one statement: the sums (and, for a user, whether the
-    user exists), then the page's size and its distinct minutes.
+    (and with `raw` the open days' trades), in one statement: the sums (and, for a user,
+    whether the user exists), then the page's size and its distinct minutes.
 
-    ORDER BY seq LIMIT keeps the page on the (market, seq) index (see `_open_days`). Each
-    open day is read by a LATERAL range scan of the (market, created_at) index, fenced by
-    OFFSET 0 so that the planner cannot flatten it into a join: joined to an unnest of
-    unknown length (as a prepared statement's generic plan sees every array), it guessed
-    a hash join over the whole trades table (0.8 s on a 10 M-trade market for a range with
-    no open day at all, measured by bench.volumes).
+    ORDER BY seq LIMIT keeps the page on the (market, seq) index (see `_open_days`); the
+    limit is a literal so that a generic plan estimates it as a custom plan does. Each open
+    day is read by a LATERAL range scan of the (market, created_at) index, fenced by OFFSET
+    0 so that the planner cannot flatten it into a join: joined to an unnest of unknown
+    length, it guessed a hash join over the whole trades table (0.8 s on a 10 M-trade
+    market for a range with no open day at all, measured by bench.volumes). The open days'
+    branch is a statement of its own: a generic plan of it is estimated at 10 days of
+    16,000 trades (300,000, over jit_above_cost: 230 ms of JIT compiling per call, seen
+    with EXPLAIN), so PostgreSQL keeps planning it per call, while the statement without
+    it, the usual one, settles on a generic plan and is no longer planned at all.
     """
     trades, orders, users = Trade._meta.db_table, Order._meta.db_table, User._meta.db_table
     if user:
@@ -378,7 +389,7 @@ def _volume_sql(*, user: bool) -> str:
         WHERE t.market_id = %(market_id)s
           AND t.seq > coalesce((SELECT c.last_trade_seq FROM reporting_volumecursor c
                                 WHERE c.market_id = %(market_id)s), 0)
-        ORDER BY t.seq LIMIT %(page)s
+        ORDER BY t.seq LIMIT {_OPEN_PAGE}
     ), x({names}) AS (
         SELECT {cols} FROM {prefix}yearlyvolume
         WHERE market_id = %(market_id)s{who} AND calendar = %(calendar)s
@@ -391,7 +402,7 @@ def _volume_sql(*, user: bool) -> str:
         UNION ALL
         SELECT {cols} FROM {prefix}dailyvolume
         WHERE market_id = %(market_id)s{who} AND day = ANY(%(days)s::date[])
-        UNION ALL {trades_sql}
+        {"UNION ALL " + trades_sql if raw else ""}
     )
     SELECT {sums}{extra}, (SELECT count(*) FROM page),
            (SELECT array_agg(DISTINCT date_trunc('minute', created_at)) FROM page)
@@ -400,5 +411,12 @@ def _volume_sql(*, user: bool) -> str:
 
 
 # Prepared (exchange.db): planning the statement cost about as much as running it.
-_MARKET_VOLUME = PreparedStatement("reporting_market_volume", _volume_sql(user=False))
-_USER_VOLUME = PreparedStatement("reporting_user_volume", _volume_sql(user=True))
+# Keyed by (for a user, with open days).
+_VOLUME = {
+    (user, raw): PreparedStatement(
+        f"reporting_{'user' if user else 'market'}_volume{'_raw' if raw else ''}",
+        _volume_sql(user=user, raw=raw),
+    )
+    for user in (False, True)
+    for raw in (False, True)
+}
