@@ -118,6 +118,8 @@ def test_ccxt_reads_markets_tickers_book_trades_and_candles(
         0.25,
     )
     assert ticker["baseVolume"] == 3.5
+    rolling = exchange.fetch_ticker("BTC/USDT", {"rolling": True})  # GET /api/v3/ticker
+    assert (rolling["last"], rolling["baseVolume"]) == (102, 3.5)
     assert sorted(exchange.fetch_tickers()) == ["BTC/USDT", "ETH/USDT"]
     assert list(exchange.fetch_tickers(["ETH/USDT"])) == ["ETH/USDT"]
 
@@ -138,6 +140,8 @@ def test_ccxt_reads_markets_tickers_book_trades_and_candles(
         (101, 2, "sell"),
         (102, 0.5, "buy"),
     ]
+    plain = exchange.fetch_trades("BTC/USDT", params={"method": "publicGetTrades"})
+    assert [int(t["id"]) for t in plain] == seqs
     since = trades[2]["timestamp"]
     assert [int(t["id"]) for t in exchange.fetch_trades("BTC/USDT", since=since)] == seqs[2:]
 
@@ -169,6 +173,8 @@ def test_ccxt_reads_markets_tickers_book_trades_and_candles(
         "/api/v3/ticker/bookTicker",
         "/api/v3/ticker/price",
         "/api/v3/time",
+        "/api/v3/ticker",
+        "/api/v3/trades",
     }
 
 
