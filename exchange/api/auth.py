@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.exceptions import RequestDataTooBig
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.request import Request
 
 from accounts.models import ApiKey, User
-from accounts.signing import SignedRequestError, verify_signed_request
+from accounts.signing import SignatureInvalid, SignedRequestError, verify_signed_request
 from exchange.errors import DomainError
 
 API_KEY_HEADER = "HTTP_X_MBX_APIKEY"
@@ -45,7 +46,11 @@ class ApiKeySignatureAuthentication(BaseAuthentication):
             return None  # not ours: let the next authenticator (or NotAuthenticated) answer
         # The raw body must be read before any parser consumes the stream; Django caches
         # it, and DRF's FormParser then works off that cache.
-        raw_body = request._request.body
+        try:
+            raw_body = request._request.body
+        except RequestDataTooBig as exc:  # over DATA_UPLOAD_MAX_MEMORY_SIZE: never ours
+            too_large = SignatureInvalid("The signed request is too large.")
+            raise SignedRequestRejected(too_large) from exc
         view: Any = (request.parser_context or {}).get("view")  # Any: any APIView subclass
         try:
             key = verify_signed_request(

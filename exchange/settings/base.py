@@ -178,6 +178,9 @@ API_WEIGHT_PER_MINUTE_IP = env_int("API_WEIGHT_PER_MINUTE_IP", 6000)
 API_WEIGHT_PER_MINUTE_KEY = env_int("API_WEIGHT_PER_MINUTE_KEY", 6000)
 API_ORDERS_PER_10S = env_int("API_ORDERS_PER_10S", 100)
 API_ORDERS_PER_DAY = env_int("API_ORDERS_PER_DAY", 200000)
+# Compat RESULT/FULL order responses and cancels: the longest wait, in seconds, for the
+# matching loop's outcome before answering with the order as stored (the client polls).
+API_ORDER_RESULT_WAIT_SECONDS = float(env_str("API_ORDER_RESULT_WAIT_SECONDS", "2"))
 # How long an Idempotency-Key (v1 POSTs that move money) is remembered.
 IDEMPOTENCY_KEY_TTL_HOURS = env_int("IDEMPOTENCY_KEY_TTL_HOURS", 24)
 

@@ -462,11 +462,6 @@ def test_revoked_expired_and_ip_restricted_keys_are_refused(live_api, alice, ass
     assert _state() == before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="RequestDataTooBig (body > DATA_UPLOAD_MAX_MEMORY_SIZE) escapes the compat handler "
-    "as Django's HTML 400: exchange/api/auth.py or errors.py must map it (reported to the lead)",
-)
 def test_a_body_past_djangos_upload_limit_is_refused_in_binance_shape(
     live_api,
     alice,

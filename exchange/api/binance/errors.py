@@ -87,6 +87,7 @@ _BY_CODE: dict[str, tuple[int, str]] = {
     "order_not_found": (-2013, NO_SUCH_ORDER),
     "order_not_open": (-2011, UNKNOWN_ORDER),
     "market_halted": (-2010, "Market is closed."),
+    "market_cancel_only": (-2010, "Market is closed."),
     "market_no_reference_price": (-2010, "Market is closed."),
     "account_frozen": (-2010, "This action is disabled on this account."),
     "side_invalid": (-1117, "Invalid side."),
