@@ -451,7 +451,8 @@ def test_unsupported_paths_answer_404_in_binance_shape(live_api: str, redis_db: 
         ("DELETE", "/unsupported/x/y/z"),
         ("GET", "/sapi/v1/capital/config/getall"),  # /sapi beyond the two stubs
     ]:
-        answer = call(live_api, method, path)
+        answer = call(live_api, method, path, body=b'{"a": 1}' if method == "POST" else None,
+                      headers={"Content-Type": "application/json"})  # fmt: skip
         assert (answer.status, answer.body) == (
             404,
             {"code": -1020, "msg": "This operation is not supported."},

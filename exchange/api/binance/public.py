@@ -668,7 +668,7 @@ class TradeFeeApi(SignedView, PublicView):
         return Response(body)
 
 
-class UnsupportedApi(PublicView):
+class UnsupportedApi(BinanceView):  # BinanceView: no parameters parsed, whatever the body
     """Every path ccxt may call that this exchange does not serve (urls.api's other keys).
 
     404 with -1020 "This operation is not supported.": ccxt maps -1020 to BadRequest (an
