@@ -177,11 +177,14 @@ class RateLimited(DomainError):
     code = "rate_limited"
     status = 429
 
-    def __init__(self, message: str, *, binance_code: int, status: int, code: str) -> None:
+    def __init__(
+        self, message: str, *, binance_code: int, status: int, code: str, retry_after: int
+    ) -> None:
         super().__init__(message, code=code)
         self.status = status
         self.binance_code = binance_code
         self.binance_message = message
+        self.retry_after = retry_after  # seconds; headers() sends it too
 
 
 class InvalidRateLimit(DomainError):
@@ -290,7 +293,8 @@ def charge(request: Any, view: Any) -> None:
         ),
     )
     if status != _OK:
-        raise _refusal(status, limits, now_ms=now_ms, ban_left_ms=ban_left_ms)
+        wait = retry_after or 1  # always set for a refusal
+        raise _refusal(status, limits, now_ms=now_ms, ban_left_ms=ban_left_ms, retry_after=wait)
 
 
 def headers(request: Any) -> dict[str, str]:
@@ -507,7 +511,9 @@ def _retry_after(status: int, ban_left_ms: int, now_ms: int) -> int | None:
     return max(1, math.ceil(wait_ms / 1000))
 
 
-def _refusal(status: int, limits: Limits, *, now_ms: int, ban_left_ms: int) -> RateLimited:
+def _refusal(
+    status: int, limits: Limits, *, now_ms: int, ban_left_ms: int, retry_after: int
+) -> RateLimited:
     if status == _BANNED:
         until = now_ms + ban_left_ms
         return RateLimited(
@@ -516,6 +522,7 @@ def _refusal(status: int, limits: Limits, *, now_ms: int, ban_left_ms: int) -> R
             binance_code=-1003,
             status=418,
             code="ip_banned",
+            retry_after=retry_after,
         )
     if status == _WEIGHT:
         return RateLimited(
@@ -525,6 +532,7 @@ def _refusal(status: int, limits: Limits, *, now_ms: int, ban_left_ms: int) -> R
             binance_code=-1003,
             status=429,
             code="rate_limited",
+            retry_after=retry_after,
         )
     limit, interval = (
         (limits.orders_10s, "10 SECOND") if status == _ORDERS_10S else (limits.orders_day, "DAY")
@@ -534,6 +542,7 @@ def _refusal(status: int, limits: Limits, *, now_ms: int, ban_left_ms: int) -> R
         binance_code=-1015,
         status=429,
         code="order_rate_limited",
+        retry_after=retry_after,
     )
 
 
