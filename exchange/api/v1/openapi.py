@@ -10,6 +10,7 @@ imports this module and then adds the errors every operation can answer
 from __future__ import annotations
 
 from drf_spectacular.utils import (
+    OpenApiParameter,
     OpenApiResponse,
     extend_schema,
     extend_schema_view,
@@ -17,9 +18,10 @@ from drf_spectacular.utils import (
 )
 from rest_framework import serializers
 
-from exchange.api.v1 import orders
+from exchange.api.v1 import markets, orders
 from exchange.api.v1.inputs import MAX_BATCH, OrderRefInput, PlaceOrderInput
 from exchange.api.v1.serializers import ErrorSerializer, OrderSerializer
+from trading.models import CLIENT_ORDER_ID_PATTERN
 
 _BATCH_RESULT = inline_serializer(
     "OrderBatchResult",
@@ -81,3 +83,35 @@ extend_schema_view(
         operation_id="orders_cancel_all", responses={202: _CANCEL_ALL, **orders.ERRORS}
     )
 )(orders.OrderListApi)
+
+
+def _path(name: str, pattern: str, description: str) -> OpenApiParameter:
+    # The pattern is what an existing id or symbol looks like; stating it keeps generated
+    # ids routable (a newline or `/` in a path segment never reaches the view).
+    return OpenApiParameter(
+        name, str, OpenApiParameter.PATH, pattern=pattern, description=description
+    )
+
+
+_ORDER_ID = _path("order_id", r"^[0-9]{1,18}$", "the order's id")
+_CLIENT_ORDER_ID = _path("client_order_id", CLIENT_ORDER_ID_PATTERN, "your client order id")
+_SYMBOL = _path("symbol", r"^[A-Za-z0-9]{1,20}-[A-Za-z0-9]{1,20}$", "e.g. BTC-USDT, any case")
+
+extend_schema_view(
+    get=extend_schema(parameters=[_ORDER_ID]), delete=extend_schema(parameters=[_ORDER_ID])
+)(orders.OrderDetailApi)
+extend_schema_view(post=extend_schema(parameters=[_ORDER_ID]))(orders.ReduceOrderApi)
+extend_schema_view(
+    get=extend_schema(parameters=[_CLIENT_ORDER_ID]),
+    delete=extend_schema(parameters=[_CLIENT_ORDER_ID]),
+)(orders.ClientOrderDetailApi)
+extend_schema_view(get=extend_schema(parameters=[_SYMBOL]))(markets.MarketDetailApi)
+# The view answers {"results": [...]}, not a bare array as its own annotation says.
+extend_schema_view(
+    get=extend_schema(
+        operation_id="markets_list",
+        responses={
+            200: inline_serializer("MarketList", {"results": markets.MarketSerializer(many=True)})
+        },
+    )
+)(markets.MarketListApi)
