@@ -638,3 +638,71 @@ def test_the_service_refuses_what_the_form_would(staff: User, alice_key: ApiKey)
 
     assert _limits(alice_key) == (None, None, None)
     assert not AuditLog.objects.filter(action="api_key.limits_changed").exists()
+
+
+# --- live: the real endpoints (compat and v1) use the same limits
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("fresh_redis")
+def test_exchange_info_publishes_the_limits_and_v1_shares_the_bucket(limited_api: str) -> None:
+    ip = "198.51.100.12"
+    _early_in_window(60, 10)
+    info = call(limited_api, "GET", "/api/v3/exchangeInfo", headers={"X-Forwarded-For": ip})
+    over = call(limited_api, "GET", "/api/v3/ping", headers={"X-Forwarded-For": ip})
+    v1 = call(limited_api, "GET", "/api/v1/markets", headers={"X-Forwarded-For": ip})
+
+    assert info.status == 200
+    assert [(r["rateLimitType"], r["limit"]) for r in info.body["rateLimits"]] == [
+        ("REQUEST_WEIGHT", 20),
+        ("ORDERS", 3),
+        ("ORDERS", 5),
+    ]
+    assert _weight(info) == 20  # exchangeInfo weighs 20
+    assert (over.status, over.code, _weight(over)) == (429, -1003, 21)
+    assert v1.status == 429
+    assert v1.body["code"] == "rate_limited"
+    assert v1.body["message"].startswith("Too much request weight used;")
+    assert 1 <= int(v1.headers["retry-after"]) <= 60
+    assert _weight(v1) == 22
+
+
+def _new_order(client: _IpClient) -> Answer:
+    return client.request(
+        "POST",
+        "/api/v3/order",
+        {
+            "symbol": "BTCUSDT",
+            "side": "BUY",
+            "type": "LIMIT",
+            "timeInForce": "GTC",
+            "quantity": "0.001",
+            "price": "50000",
+        },
+    )
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("fresh_redis", "btc_usdt")
+def test_the_compat_order_endpoint_counts_orders_and_refuses_over_the_limit(
+    limited_api: str, alice: User, assets: dict[str, Asset]
+) -> None:
+    fund(alice, assets["USDT"], "1000")
+    key, secret = make_key(alice)
+    client = _signed(limited_api, key, secret, "198.51.100.13")
+    _early_in_window(10, 6)
+    placed = [_new_order(client) for _ in range(3)]
+    assert [a.status for a in placed] == [200, 200, 200], placed[-1].body
+    assert [_orders(a) for a in placed] == [(1, 1), (2, 2), (3, 3)]
+    before, orders_before = ledger_snapshot(), Order.objects.count()
+    query = client.request("GET", "/api/v3/openOrders", {"symbol": "BTCUSDT"})
+
+    refused = _new_order(client)
+
+    assert query.status == 200
+    assert "x-mbx-order-count-10s" not in query.headers  # a query places no order
+    assert refused.status == 429
+    assert refused.code == -1015
+    assert 1 <= int(refused.headers["retry-after"]) <= 10
+    assert ledger_snapshot() == before
+    assert Order.objects.count() == orders_before == 3
