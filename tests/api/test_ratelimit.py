@@ -431,7 +431,7 @@ def _light(ip: str = "192.0.2.1") -> Response:
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """ratelimit's clock, in ms: set `clock[0]`."""
-    now = [1_800_000_000_000]  # a whole minute (and day) boundary
+    now = [1_800_000_000_000]  # on a minute boundary
     monkeypatch.setattr(ratelimit, "_now_ms", lambda: now[0])
     return now
 
