@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -33,6 +34,14 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     answer of exchange.middleware does. Database errors are not handled here: DRF re-raises
     what this returns None for, and the middleware answers it.
     """
+    if isinstance(exc, TooManyFieldsSent | RequestDataTooBig):
+        too_much = "too_many_parameters" if isinstance(exc, TooManyFieldsSent) else "too_large"
+        body = {
+            "code": f"request_{too_much}",
+            "message": "The request is too large.",
+            "field": None,
+        }
+        return Response(body, status=status.HTTP_400_BAD_REQUEST)
     if isinstance(exc, DomainError):
         domain_response = Response(exc.as_dict(), status=exc.status)
         if exc.status == status.HTTP_503_SERVICE_UNAVAILABLE:

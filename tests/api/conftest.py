@@ -31,11 +31,23 @@ from django.db import connection
 
 from accounts.models import User
 from accounts.services.apikeys import create_api_key
+from accounts.signing import REPLAY_STORE_SINCE_KEY
 from tests.database_url import database_url
 from tests.private_servers import free_port
 from tests.trading.conftest import redis_db  # noqa: F401  (the fixture, for tests here)
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(autouse=True)
+def _replay_store_began(request: pytest.FixtureRequest) -> None:
+    """After redis_db's FLUSHDB the signing layer's replay store restarts and refuses every
+    request stamped within 1 s of the restart (-1021, by design: accounts.signing). Tests
+    that flush Redis put the store's start marker long ago instead."""
+    if "redis_db" in request.fixturenames:
+        request.getfixturevalue("redis_db").set(REPLAY_STORE_SINCE_KEY, 0)
+
+
 START_TIMEOUT = 60.0
 
 

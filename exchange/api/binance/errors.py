@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
 from django.db import DatabaseError
 from rest_framework import exceptions
 from rest_framework.response import Response
@@ -139,6 +140,10 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         if error.status == 503:
             response["Retry-After"] = str(RETRY_AFTER_SECONDS)
         return response
+    if isinstance(exc, TooManyFieldsSent):  # DRF reads request.GET inside the view
+        return BinanceError(-1101, "Too many parameters sent for this endpoint.").response()
+    if isinstance(exc, RequestDataTooBig):
+        return BinanceError(-1000, "The request is too large.", 413).response()
     if isinstance(exc, DatabaseError):
         response = BinanceError(
             -1007,
