@@ -7,10 +7,12 @@ import json
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 from django.db import connection
+from django.utils import timezone
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.test import APIRequestFactory
@@ -215,3 +217,31 @@ def test_the_fingerprint_ignores_only_the_signing_pairs() -> None:
     two = fingerprint(form("timestamp=2&side=buy&signature=bb"))
     assert one == two
     assert fingerprint(form("timestamp=1&side=sell&signature=aa")) != one
+
+
+def test_an_unexpected_failure_keeps_the_key_answering_outcome_unknown(alice) -> None:
+    def broken() -> Response:
+        raise RuntimeError("the response was lost after the commit")
+
+    with pytest.raises(RuntimeError):
+        idempotent(_request({"a": "1"}), user=alice, run=broken)
+    ran: list[int] = []
+
+    def counted() -> Response:
+        ran.append(1)
+        return Response()
+
+    again = idempotent(_request({"a": "1"}), user=alice, run=counted)
+    assert (again.status_code, again.data["code"]) == (500, "outcome_unknown")
+    assert ran == []  # never a second run: the first may have moved money
+
+
+def test_an_expired_key_is_claimed_afresh(alice, settings) -> None:
+    first = idempotent(_request({"a": "1"}), user=alice, run=lambda: Response({"n": 1}, 201))
+    assert first.status_code == 201
+    IdempotencyRecord.objects.update(
+        created_at=timezone.now() - timedelta(hours=settings.IDEMPOTENCY_KEY_TTL_HOURS, minutes=1)
+    )
+    fresh = idempotent(_request({"b": "2"}), user=alice, run=lambda: Response({"n": 2}, 201))
+    assert fresh.data == {"n": 2}
+    assert IdempotencyRecord.objects.get().response_body == {"n": 2}
