@@ -245,3 +245,14 @@ def test_an_expired_key_is_claimed_afresh(alice, settings) -> None:
     fresh = idempotent(_request({"b": "2"}), user=alice, run=lambda: Response({"n": 2}, 201))
     assert fresh.data == {"n": 2}
     assert IdempotencyRecord.objects.get().response_body == {"n": 2}
+
+
+def test_a_body_drf_refuses_frees_the_key(alice) -> None:
+    from rest_framework.exceptions import ValidationError
+
+    def invalid() -> Response:
+        raise ValidationError({"amount": ["This field is required."]})
+
+    with pytest.raises(ValidationError):
+        idempotent(_request({"a": "1"}), user=alice, run=invalid)
+    assert not IdempotencyRecord.objects.exists()

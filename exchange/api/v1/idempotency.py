@@ -15,10 +15,11 @@ its `timestamp`, `recvWindow` and `signature` pairs: a signed client must sign e
 afresh (a verbatim replay is refused by the signing layer), and those are the only pairs
 that change; a JSON body (signed in the query string) is taken byte for byte.
 
-A request refused with a DomainError changed nothing (the services guarantee it), so its
-claim is dropped and the key may be used again. An unexpected failure stores a 500 "outcome
-unknown" answer instead: the request may have committed, so running it again could move
-money twice; the client checks its orders or withdrawals. Records older than
+A request refused with a DomainError (or DRF's own refusal of a malformed body) changed
+nothing (the services guarantee it), so its claim is dropped and the key may be used again.
+An unexpected failure stores a 500 "outcome unknown" answer instead: the request may have
+committed, so running it again could move money twice; the client checks its orders or
+withdrawals. Records older than
 IDEMPOTENCY_KEY_TTL_HOURS no longer count: a key that old is claimed afresh.
 """
 
@@ -34,6 +35,7 @@ from typing import Any
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from rest_framework.exceptions import APIException
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.utils.encoders import JSONEncoder
@@ -99,8 +101,10 @@ def idempotent(request: Request, *, user: User, run: Callable[[], Response]) -> 
         return replay
     try:
         response = run()
-    except DomainError:
-        IdempotencyRecord.objects.filter(pk=record.pk).delete()  # nothing changed: key free
+    except (DomainError, APIException):
+        # A refusal (a DomainError, or DRF's own: a malformed body, a field missing) comes
+        # before anything is written: nothing changed, so the key is free again.
+        IdempotencyRecord.objects.filter(pk=record.pk).delete()
         raise
     except Exception:
         _store(record, status_code=500, body=UNKNOWN_OUTCOME)
