@@ -18,9 +18,9 @@ from drf_spectacular.utils import (
 )
 from rest_framework import serializers
 
-from exchange.api.v1 import markets, orders
+from exchange.api.v1 import account, markets, orders
 from exchange.api.v1.inputs import MAX_BATCH, OrderRefInput, PlaceOrderInput
-from exchange.api.v1.serializers import ErrorSerializer, OrderSerializer
+from exchange.api.v1.serializers import ErrorSerializer, OrderSerializer, TradeSerializer
 from trading.models import CLIENT_ORDER_ID_PATTERN
 
 _BATCH_RESULT = inline_serializer(
@@ -115,3 +115,31 @@ extend_schema_view(
         },
     )
 )(markets.MarketListApi)
+
+
+def _page(name: str, item: serializers.Serializer) -> serializers.Serializer:
+    """A cursor page (pagination.NewestFirst): the rows, and the cursor of the next page."""
+    return inline_serializer(
+        name,
+        {
+            "results": item,
+            "next_cursor": serializers.CharField(
+                allow_null=True, help_text="pass as `cursor` for the next page; null at the end"
+            ),
+        },
+    )
+
+
+# Both views answer a cursor page, not a bare array as their own annotations say.
+extend_schema_view(
+    get=extend_schema(
+        operation_id="orders_list",
+        responses={200: _page("OrderPage", OrderSerializer(many=True)), **orders.ERRORS},
+    )
+)(orders.OrderListApi)
+extend_schema_view(
+    get=extend_schema(
+        operation_id="trades_list",
+        responses={200: _page("TradePage", TradeSerializer(many=True)), **orders.ERRORS},
+    )
+)(account.TradeListApi)
