@@ -51,4 +51,10 @@ app.conf.beat_schedule = {
         "schedule": crontab(hour=0, minute=15),
         "options": {"expires": 3600.0},
     },
+    # v1 Idempotency-Key records past IDEMPOTENCY_KEY_TTL_HOURS (they no longer count).
+    "accounts.purge_idempotency_records": {
+        "task": "accounts.tasks.purge_idempotency_records",
+        "schedule": 3600.0,
+        "options": {"expires": 3000.0},
+    },
 }

@@ -1,0 +1,36 @@
+"""Periodic housekeeping of the accounts app (scheduled in exchange/celery.py)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from celery import shared_task
+from django.conf import settings
+from django.utils import timezone
+
+from accounts.models import IdempotencyRecord
+
+PURGE_BATCH = 10_000
+
+
+def purge_idempotency_records() -> int:
+    """Delete Idempotency-Key records older than IDEMPOTENCY_KEY_TTL_HOURS, in batches so no
+    statement holds many row locks; returns how many were deleted. A key that old is claimed
+    afresh anyway (exchange/api/v1/idempotency.py), so deleting it changes no answer."""
+    cutoff = timezone.now() - timedelta(hours=settings.IDEMPOTENCY_KEY_TTL_HOURS)
+    deleted = 0
+    while True:
+        ids = list(
+            IdempotencyRecord.objects.filter(created_at__lt=cutoff)
+            .order_by("created_at")
+            .values_list("pk", flat=True)[:PURGE_BATCH]
+        )
+        if not ids:
+            return deleted
+        deleted += IdempotencyRecord.objects.filter(pk__in=ids, created_at__lt=cutoff).delete()[0]
+
+
+@shared_task(name="accounts.tasks.purge_idempotency_records", ignore_result=True)
+def purge_idempotency_records_task() -> None:
+    """Beat, hourly: purge_idempotency_records."""
+    purge_idempotency_records()
