@@ -42,7 +42,7 @@ class CountdownCancelAllApi(SignedView):
                     "countdownTime": serializers.IntegerField(
                         min_value=0,
                         max_value=MAX_COUNTDOWN_MS,
-                        help_text=f"ms; 0 disarms; otherwise {LEGAL_COUNTDOWNS}",
+                        help_text=f"milliseconds: {LEGAL_COUNTDOWNS} (0 disarms)",
                     ),
                 },
             )
