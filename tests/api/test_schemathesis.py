@@ -5,7 +5,8 @@ of the documented shape and content type.
 Public operations go unauthenticated; signed ones carry a valid key and a signature made
 for the exact bytes sent (timestamp, recvWindow, HMAC over query string + body, as
 tests/api/conftest.SignedClient signs). Half of the cases name a real market (BTCUSDT /
-BTC-USDT) so they get past the symbol check into the handlers. The rate limiter's Redis
+BTC-USDT) so they get past the symbol check into the handlers, and there the order-placing
+operations send a limit order the market accepts. The rate limiter's Redis
 keys are deleted between operations, so the fuzzing does not end in 418s for everything.
 """
 
@@ -26,6 +27,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
+from schemathesis.core.result import Ok
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
     response_schema_conformance,
@@ -39,12 +41,9 @@ from tests.api.conftest import call, make_key
 from tests.conftest import fund
 from tests.trading.conftest import btc_usdt  # noqa: F401  (the fixture)
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.django_db(transaction=True),
-]
+pytestmark = pytest.mark.django_db(transaction=True)
 
-MAX_EXAMPLES = 12  # per operation: ~50 operations in well under 3 minutes on two cores
+MAX_EXAMPLES = 20  # per operation: ~50 operations in about a minute and a half on two cores
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
@@ -53,9 +52,29 @@ CHECKS = [
 ]
 SIGNED = "SignedRequest"
 FAILURE_CHARS = 1500  # of each operation's failure report: the title, the body, the curl
-# Fuzzing these would only measure the bounded wait for an engine that is not running here
-# (each accepted order waits API_ORDER_RESULT_WAIT_SECONDS): ACK answers at once.
-FAST_FORM = {"newOrderRespType": "ACK"}
+COMPAT_ORDER_OPERATIONS = frozenset(
+    ("POST", path)
+    for path in ("/api/v3/order", "/api/v3/order/test", "/api/v3/order/cancelReplace")
+)
+KEPT_ORDER_NAMES = frozenset(
+    {"symbol", "side", "newOrderRespType", "selfTradePreventionMode", "cancelReplaceMode"}
+    | {"cancelOrderId", "cancelOrigClientOrderId", "computeCommissionRates"}
+)
+LIMIT_ORDER = {
+    "type": "LIMIT",
+    "timeInForce": "GTC",
+    "price": "49000.00",  # inside the ±10% band around 50,000
+    "quantity": "0.00100",
+    "newOrderRespType": "ACK",
+}
+V1_LIMIT_ORDER = {
+    "market": "BTC-USDT",
+    "side": "buy",
+    "type": "limit",
+    "time_in_force": "gtc",
+    "price": "49000.00",  # inside the ±10% band around 50,000
+    "quantity": "0.00100",
+}
 
 
 class HmacSigner(requests.auth.AuthBase):
@@ -71,6 +90,7 @@ class HmacSigner(requests.auth.AuthBase):
         query = f"{parts.query}&{stamp}" if parts.query else stamp
         body = request.body or b""
         raw = body.encode() if isinstance(body, str) else body
+        assert isinstance(raw, bytes), type(raw)  # requests has encoded forms and JSON
         signature = hmac.new(self.secret.encode(), query.encode() + raw, hashlib.sha256)
         query += f"&signature={signature.hexdigest()}"
         request.url = urlunsplit(parts._replace(query=query))
@@ -104,8 +124,14 @@ def _with_market(case: Any, *, compat: bool) -> None:
         for name in ("symbol", "market"):
             if name in body:
                 body[name] = symbol
-        if "newOrderRespType" in body:
-            body.update(FAST_FORM)
+        place = (case.operation.method.upper(), case.operation.path)
+        if place in COMPAT_ORDER_OPERATIONS:
+            # A limit order the market accepts, ACK (each RESULT/FULL answer waits for an
+            # engine not running here). Generated extra names, which the API ignores, are
+            # dropped: given twice they are refused as duplicates before anything else.
+            body = {k: v for k, v in body.items() if k in KEPT_ORDER_NAMES} | LIMIT_ORDER
+        elif place == ("POST", "/api/v1/orders"):
+            body = V1_LIMIT_ORDER
         case.body = body
     if case.path_parameters and "symbol" in case.path_parameters:
         case.path_parameters = {**case.path_parameters, "symbol": symbol}
@@ -145,6 +171,7 @@ def _fuzz(
     run()
 
 
+@pytest.mark.slow
 def test_every_operation_answers_as_documented(
     live_api: str,
     redis_db: redis.Redis,
@@ -161,7 +188,10 @@ def test_every_operation_answers_as_documented(
     session = requests.Session()
     signer = HmacSigner(key, secret)
     started = time.monotonic()
-    operations = [result.ok() for result in schema.get_all_operations()]
+    operations = []
+    for result in schema.get_all_operations():
+        assert isinstance(result, Ok), result  # every operation of our schema loads
+        operations.append(result.ok())
     failures: list[str] = []
     statuses: dict[str, Counter[int]] = defaultdict(Counter)
     assert len(operations) >= 45, [op.label for op in operations]
@@ -190,3 +220,27 @@ def test_every_operation_answers_as_documented(
     assert elapsed < 180, f"{elapsed:.0f} s"
     # The fuzzing moved no money it should not have: balances never go negative.
     assert Balance.objects.filter(user=alice, available__lt=Decimal(0)).exists() is False
+
+
+@pytest.mark.xfail(
+    strict=False,
+    reason=(
+        "Unrouted paths under /api/v1/ and /api/v3/ (an unknown path, or a path parameter "
+        "with a newline or an encoded '/', which the URL converters do not match) get "
+        "Django's HTML 404, not the API's JSON error body: no JSON catch-all is mounted "
+        "for them (exchange/urls.py, v1/urls.py; /api/v3 has /unsupported only at the root)."
+    ),
+)
+@pytest.mark.parametrize(
+    ("_case", "path"),
+    [
+        ("v1 unknown path", "/api/v1/nosuch"),
+        ("v1 client id with a newline", "/api/v1/orders/by-client-id/a%0Ab"),
+        ("v1 symbol with an encoded slash", "/api/v1/markets/BTC%2FUSDT"),
+        ("v3 unknown path", "/api/v3/nosuch"),
+    ],
+)
+def test_unrouted_api_paths_answer_json(live_api: str, _case: str, path: str) -> None:
+    answer = call(live_api, "GET", path)
+    assert answer.status == 404
+    assert answer.headers.get("Content-Type", "").startswith("application/json"), answer.body

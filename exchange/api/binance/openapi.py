@@ -28,6 +28,7 @@ from exchange.api.binance import account, deadman, public
 from exchange.api.binance.orders import MAX_LIMIT, RESPONSE_TYPES, STP_MODES, TYPES_IN
 from exchange.api.schema import BINANCE_ERROR
 from markets.marketdata.intervals import INTERVALS
+from trading.models import CLIENT_ORDER_ID_PATTERN
 
 MARKET_TAG = "v3 market data (Binance-compatible)"
 TRADE_TAG = "v3 trading and account (Binance-compatible, signed)"
@@ -104,7 +105,13 @@ START_TIME = query("startTime", int, "ms since the epoch, inclusive")
 END_TIME = query("endTime", int, "ms since the epoch, inclusive")
 TICKER_TYPE = query("type", description="FULL (default) or MINI", enum=["FULL", "MINI"])
 ORDER_ID = query("orderId", int, "the order's id (orderId or origClientOrderId)")
-ORIG_CLIENT_ORDER_ID = query("origClientOrderId", description="the client order id")
+ORIG_CLIENT_ORDER_ID = OpenApiParameter(
+    "origClientOrderId",
+    str,
+    OpenApiParameter.QUERY,
+    pattern=CLIENT_ORDER_ID_PATTERN,
+    description="the client order id",
+)
 
 # ---------------------------------------------------------------- response shapes
 
@@ -359,8 +366,10 @@ def _order_fields() -> dict[str, serializers.Field]:
         "stopPrice": serializers.CharField(
             required=False, help_text=f"STOP_LOSS, STOP_LOSS_LIMIT; {decimal}"
         ),
-        "newClientOrderId": serializers.CharField(
-            required=False, help_text="your id for the order; a repeat is -2010 Duplicate"
+        "newClientOrderId": serializers.RegexField(
+            CLIENT_ORDER_ID_PATTERN,
+            required=False,
+            help_text="your id for the order; a repeat is -2010 Duplicate",
         ),
         "selfTradePreventionMode": serializers.ChoiceField(
             choices=sorted(STP_MODES), required=False
@@ -395,7 +404,7 @@ CANCEL_REPLACE_FORM = form(
         "cancelOrderId": serializers.IntegerField(
             required=False, min_value=0, help_text="cancelOrderId or cancelOrigClientOrderId"
         ),
-        "cancelOrigClientOrderId": serializers.CharField(required=False),
+        "cancelOrigClientOrderId": serializers.RegexField(CLIENT_ORDER_ID_PATTERN, required=False),
     },
 )
 ORDER_ERRORS = (

@@ -48,12 +48,14 @@ _CANCEL_BATCH = inline_serializer(
     "CancelOrderBatch",
     {"orders": serializers.ListField(child=OrderRefInput(), help_text=_BATCH_HELP)},
 )
+# The orders module's own error table (it tracks that module's statuses, e.g. the
+# idempotency conflicts), with the batch's own 400 described.
 _BATCH_ERRORS = {
+    **orders.ERRORS,
     400: OpenApiResponse(
-        ErrorSerializer, description="batch_invalid: not a list of 1-20 items; nothing changed."
-    ),
-    409: OpenApiResponse(
-        ErrorSerializer, description="Idempotency-Key reused with another body, or in flight."
+        ErrorSerializer,
+        description="batch_invalid: not a list of 1-20 items (or another bad input); nothing "
+        "changed.",
     ),
 }
 _CANCEL_ALL = inline_serializer(
