@@ -1,6 +1,7 @@
 """Schemathesis over the live uvicorn: every documented operation of v1 and v3, fed
 generated input that fits the schema, answers a documented status (never a 5xx) with a body
-of the documented shape and content type.
+of the documented shape and content type; fed input the schema forbids (negative mode), it
+still answers a documented status with the API's JSON, never a 5xx.
 
 Public operations go unauthenticated; signed ones carry a valid key and a signature made
 for the exact bytes sent (timestamp, recvWindow, HMAC over query string + body, as
@@ -26,6 +27,8 @@ import requests
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from hypothesis.errors import Unsatisfiable
+from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.core.result import Ok
 from schemathesis.specs.openapi.checks import (
@@ -50,6 +53,8 @@ CHECKS = [
     content_type_conformance,
     response_schema_conformance,
 ]
+NEGATIVE_CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance]
+MAX_NEGATIVE_EXAMPLES = 8  # per operation, of input the schema forbids
 SIGNED = "SignedRequest"
 FAILURE_CHARS = 1500  # of each operation's failure report: the title, the body, the curl
 COMPAT_ORDER_OPERATIONS = frozenset(
@@ -147,28 +152,42 @@ def _reset_rate_limits(client: redis.Redis) -> None:
 
 
 def _fuzz(
-    operation: Any, *, base_url: str, session: requests.Session, auth: Any, seen: Counter[int]
+    operation: Any,
+    *,
+    base_url: str,
+    session: requests.Session,
+    auth: Any,
+    seen: Counter[int],
+    mode: GenerationMode = GenerationMode.POSITIVE,
 ) -> None:
-    """Run MAX_EXAMPLES generated cases of one operation through the checks; count the
-    statuses answered in `seen`."""
+    """Run generated cases of one operation through the checks; count the statuses
+    answered in `seen`. Negative cases (input the schema forbids) must still never be a
+    5xx and must answer with the API's JSON, in a documented status."""
     compat = not operation.path.startswith("/api/v1/")
+    positive = mode == GenerationMode.POSITIVE
+    checks = CHECKS if positive else NEGATIVE_CHECKS
 
-    @given(case=operation.as_strategy(), real_market=st.booleans())
+    @given(case=operation.as_strategy(generation_mode=mode), real_market=st.booleans())
     @settings(
-        max_examples=MAX_EXAMPLES,
+        max_examples=MAX_EXAMPLES if positive else MAX_NEGATIVE_EXAMPLES,
         deadline=None,
         database=None,
         derandomize=True,
         suppress_health_check=list(HealthCheck),
     )
     def run(case: Any, real_market: bool) -> None:
-        if real_market:
+        if real_market and positive:  # a negative case stays invalid
             _with_market(case, compat=compat)
         response = case.call(base_url=base_url, session=session, auth=auth, timeout=30)
         seen[response.status_code] += 1
-        case.validate_response(response, checks=CHECKS)
+        case.validate_response(response, checks=checks)
 
-    run()
+    try:
+        run()
+    except Unsatisfiable:
+        if positive:
+            raise
+        # An operation without parameters or body has no invalid input to generate.
 
 
 @pytest.mark.slow
@@ -207,6 +226,14 @@ def test_every_operation_answers_as_documented(
                 session=session,
                 auth=signer if is_signed else None,
                 seen=statuses[operation.label],
+            )
+            _fuzz(
+                operation,
+                base_url=live_api,
+                session=session,
+                auth=signer if is_signed else None,
+                seen=statuses[f"{operation.label} (negative)"],
+                mode=GenerationMode.NEGATIVE,
             )
         except (Exception, BaseExceptionGroup) as exc:  # every operation's, not only the first
             failures.append(f"{operation.label}: {str(exc)[:FAILURE_CHARS]}")
