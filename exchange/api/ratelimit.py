@@ -25,13 +25,13 @@ What partners program against (docs/api/rate-limits.md):
   weight used; IP banned until <ms>...". The first ban lasts 2 minutes; each further ban
   within BAN_MEMORY_SECONDS of the last one ending doubles, up to 3 days (Binance's range).
 
-Why a Lua script and not the `limits` library (5.8.0, installed): its FixedWindowRateLimiter
-`hit()` returns only a bool, so the used count the headers need would be a second,
-non-atomic read; its window starts at a key's first hit instead of on the minute; its key
-embeds the limit's amount, so a staff change of a key's limit would restart the key's
-count; and it cannot charge two windows all-or-nothing (orders per 10 s and per day).
-`RedisStorage.incr` alone is atomic but is one counter per round trip. The script below
-does the ban check, the weight, both order windows, the refusal count and the ban
+Why a Lua script and not the `limits` library (5.8.0, considered, not a dependency): its
+FixedWindowRateLimiter `hit()` returns only a bool, so the used count the headers need would
+be a second, non-atomic read; its window starts at a key's first hit instead of on the
+minute; its key embeds the limit's amount, so a staff change of a key's limit would restart
+the key's count; and it cannot charge two windows all-or-nothing (orders per 10 s and per
+day). `RedisStorage.incr` alone is atomic but is one counter per round trip. The script
+below does the ban check, the weight, both order windows, the refusal count and the ban
 escalation in one atomic EVALSHA: one round trip per request, no interleaving between
 concurrent requests of one client.
 
@@ -44,8 +44,9 @@ itself (the matching streams), so an outage cannot be used to push orders past t
 into the book; failing closed would instead turn a Redis blip into a whole-API outage,
 market data and cancels included, exactly when partners most need to cancel.
 
-Hooks: compat views (exchange.api.binance.base.BinanceView) call `charge` in `initial()`
-after authentication and add `headers` in `finalize_response`; v1 views call the same two.
+Hooks: compat views (exchange.api.binance.base.BinanceView) call `refuse_if_banned` before
+authentication, `charge` in `initial()` after it and add `headers` in `finalize_response`;
+v1 views call the same three.
 A request refused before `charge` (bad signature, missing permission) is still counted
 against its IP's bucket by `headers`, with weight 1.
 """
@@ -85,6 +86,10 @@ SOCKET_TIMEOUT_SECONDS = 0.5
 # After a Redis failure, skip the check for this long instead of paying the timeout again.
 BREAKER_SECONDS = 1.0
 # Staff overrides above these are typos, not decisions (docs/api/rate-limits.md).
+# A process refuses a banned IP from memory, before authentication, for at most this long
+# before it asks Redis again (refuse_if_banned); and remembers at most this many IPs.
+BAN_SEEN_SECONDS = 5
+BANS_REMEMBERED = 10_000
 MAX_WEIGHT_PER_MINUTE = 10_000_000
 MAX_ORDERS_PER_10S = 100_000
 MAX_ORDERS_PER_DAY = 100_000_000
@@ -292,9 +297,46 @@ def charge(request: Any, view: Any) -> None:
             retry_after=retry_after,
         ),
     )
+    if status == _BANNED:
+        _remember_ban(_ip(http), now_ms, ban_left_ms)
     if status != _OK:
         wait = retry_after or 1  # always set for a refusal
         raise _refusal(status, limits, now_ms=now_ms, ban_left_ms=ban_left_ms, retry_after=wait)
+
+
+def refuse_if_banned(request: Any) -> None:
+    """Refuse a request from an IP this process saw banned, before it is authenticated.
+
+    Authentication costs a database read and a signature check; a banned client that keeps
+    sending should not get them. Each process remembers the bans its own `charge` calls met
+    (BAN_SEEN_SECONDS at most, then the next request asks Redis again, so a ban a staff
+    member lifts ends within that), and refuses from memory: no Redis round trip, no
+    database. A process that has not yet met the ban authenticates once, and `charge`
+    refuses it from Redis as before.
+    """
+    http = _http_request(request)
+    ip = _ip(http)
+    until = _banned_here.get(ip)
+    if until is None:
+        return
+    now_ms = _now_ms()
+    if now_ms >= until:
+        _banned_here.pop(ip, None)
+        return
+    ban_left_ms = _ban_ends.get(ip, until) - now_ms
+    retry_after = _retry_after(_BANNED, ban_left_ms, now_ms)
+    wait = retry_after or 1
+    setattr(http, _USAGE_ATTRIBUTE, Usage(weight=0, orders_10s=None, orders_day=None,
+                                          retry_after=wait))  # fmt: skip
+    raise _refusal(_BANNED, limits_for(None), now_ms=now_ms, ban_left_ms=ban_left_ms,
+                   retry_after=wait)  # fmt: skip
+
+
+def _remember_ban(ip: str, now_ms: int, ban_left_ms: int) -> None:
+    if len(_banned_here) >= BANS_REMEMBERED:
+        forget_bans()  # a flood of distinct IPs: forget, Redis still has every ban
+    _banned_here[ip] = now_ms + min(ban_left_ms, BAN_SEEN_SECONDS * 1000)
+    _ban_ends[ip] = now_ms + ban_left_ms
 
 
 def headers(request: Any) -> dict[str, str]:
@@ -551,6 +593,9 @@ class _Breaker:
 
 
 _breaker = _Breaker()
+# IPs this process saw banned: ip -> when to ask Redis again (ms), and when the ban ends (ms).
+_banned_here: dict[str, int] = {}
+_ban_ends: dict[str, int] = {}
 _lock = threading.Lock()
 _scripts: dict[str, Callable[..., Any]] = {}  # Any: redis-py's Script returns raw replies
 
@@ -574,7 +619,14 @@ def _script() -> Callable[..., Any]:
 
 
 def reset_clients() -> None:
-    """Forget the cached clients and the breaker (tests that change REDIS_URL)."""
+    """Forget the cached clients, the breaker and the bans seen (tests that change REDIS_URL)."""
     with _lock:
         _scripts.clear()
     _breaker.open_until = 0.0
+    forget_bans()
+
+
+def forget_bans() -> None:
+    """Forget the bans this process remembers (refuse_if_banned); Redis keeps its own."""
+    _banned_here.clear()
+    _ban_ends.clear()

@@ -249,25 +249,24 @@ def test_every_operation_answers_as_documented(
     assert Balance.objects.filter(user=alice, available__lt=Decimal(0)).exists() is False
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason=(
-        "Unrouted paths under /api/v1/ and /api/v3/ (an unknown path, or a path parameter "
-        "with a newline or an encoded '/', which the URL converters do not match) get "
-        "Django's HTML 404, not the API's JSON error body: no JSON catch-all is mounted "
-        "for them (exchange/urls.py, v1/urls.py; /api/v3 has /unsupported only at the root)."
-    ),
-)
 @pytest.mark.parametrize(
-    ("_case", "path"),
+    ("_case", "method", "path", "code"),
     [
-        ("v1 unknown path", "/api/v1/nosuch"),
-        ("v1 client id with a newline", "/api/v1/orders/by-client-id/a%0Ab"),
-        ("v1 symbol with an encoded slash", "/api/v1/markets/BTC%2FUSDT"),
-        ("v3 unknown path", "/api/v3/nosuch"),
+        ("v1 unknown path", "GET", "/api/v1/nosuch", "not_found"),
+        ("v1 unknown path, POST", "POST", "/api/v1/nosuch/deeper", "not_found"),
+        ("v1 client id with a newline", "GET", "/api/v1/orders/by-client-id/a%0Ab", "not_found"),
+        ("v1 symbol with an encoded slash", "GET", "/api/v1/markets/BTC%2FUSDT", "not_found"),
+        ("v1 trailing slash", "DELETE", "/api/v1/orders/", "not_found"),
+        ("v3 unknown path", "GET", "/api/v3/nosuch", -1020),
+        ("v3 unknown path, DELETE", "DELETE", "/api/v3/a/b", -1020),
+        ("v3 path with a newline", "GET", "/api/v3/ping%0A", -1020),
     ],
 )
-def test_unrouted_api_paths_answer_json(live_api: str, _case: str, path: str) -> None:
-    answer = call(live_api, "GET", path)
+def test_unrouted_api_paths_answer_json(
+    live_api: str, _case: str, method: str, path: str, code: object
+) -> None:
+    """No path under /api/v1/ or /api/v3/ gets Django's HTML 404: each API's own error body."""
+    answer = call(live_api, method, path)
     assert answer.status == 404
-    assert answer.headers.get("Content-Type", "").startswith("application/json"), answer.body
+    assert answer.headers.get("content-type", "").startswith("application/json"), answer.body
+    assert answer.code == code

@@ -52,6 +52,7 @@ class BinanceView(APIView):
         return errors.exception_handler
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        ratelimit.refuse_if_banned(request)  # a banned IP is not worth authenticating
         super().initial(request, *args, **kwargs)  # authentication first: limits are per key
         ratelimit.charge(request, self)
 

@@ -27,8 +27,10 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from django.http import QueryDict
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.authentication import SessionAuthentication
+from rest_framework.exceptions import NotFound
 from rest_framework.parsers import FormParser, JSONParser
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.renderers import JSONRenderer
@@ -39,7 +41,6 @@ from rest_framework.views import APIView
 from accounts.models import User
 from exchange.api import ratelimit
 from exchange.api.auth import ApiKeySignatureAuthentication
-from exchange.api.binance.errors import BinanceError
 from exchange.api.errors import exception_handler
 from exchange.errors import DomainError
 
@@ -63,17 +64,6 @@ class DuplicateParameter(DomainError):
     code = "duplicate_parameter"
 
 
-class RateLimited(DomainError):
-    """The compat rate limiter's refusal (429, or 418 for a ban) in v1's shape."""
-
-    code = "rate_limited"
-
-    def __init__(self, message: str, *, status: int, retry_after: object) -> None:
-        super().__init__(message, field=None)
-        self.status = status
-        self.retry_after = retry_after
-
-
 class ApiView(APIView):
     """A v1 endpoint that needs a user (signed key or session); `request.auth` is the
     ApiKey for signed requests, None for the session."""
@@ -91,14 +81,11 @@ class ApiView(APIView):
         return _handle
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        # ratelimit.RateLimited is a DomainError: the v1 handler renders it {code, message}.
+        ratelimit.refuse_if_banned(request)  # a banned IP is not worth authenticating
         super().initial(request, *args, **kwargs)  # authentication first: limits are per key
         _refuse_duplicates(request.query_params)
-        try:
-            ratelimit.charge(request, self)
-        except BinanceError as exc:
-            raise RateLimited(
-                exc.msg, status=exc.status, retry_after=getattr(exc, "retry_after", None)
-            ) from exc
+        ratelimit.charge(request, self)
 
     def finalize_response(
         self, request: Request, response: Response, *args: Any, **kwargs: Any
@@ -113,6 +100,22 @@ class PublicApiView(ApiView):
     """A v1 endpoint anyone may read (market rules); a key or session is still honoured."""
 
     permission_classes: Sequence[Any] = (AllowAny,)
+
+
+@extend_schema(exclude=True)
+class NotFoundApi(ApiView):
+    """Every path under /api/v1/ that no route matches: 404 in the API's error shape
+    ({code: "not_found", ...}), never Django's HTML page. No authentication: there is
+    nothing here to authorise; the request still counts against its IP's weight."""
+
+    authentication_classes: Sequence[Any] = ()
+    permission_classes: Sequence[Any] = (AllowAny,)
+
+    def _refuse(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        raise NotFound("No such API path.")
+
+    get = post = put = patch = delete = _refuse
+    options = _refuse  # type: ignore[assignment]  # OPTIONS too: no metadata for nothing
 
 
 def _handle(exc: Exception, context: dict[str, Any]) -> Response | None:

@@ -1,30 +1,16 @@
 """Routes of the v1 API (mounted at `api/v1/` by exchange/urls.py).
 
 One style throughout: plural nouns, no trailing slashes (`/api/v1/markets`, never
-`/api/v1/markets/`). The dead-man's switch routes come from exchange.api.v1.deadman when
-that module exists (its `urls` list).
+`/api/v1/markets/`). Any other path under /api/v1/ (an unknown one, or a path parameter
+the converters refuse: a newline, an encoded '/') ends at the catch-all: a JSON 404.
 """
 
 from __future__ import annotations
 
-import importlib
+from django.urls import URLPattern, path, re_path
 
-from django.urls import URLPattern, path
-
-from exchange.api.v1 import account, markets, orders
-
-DEADMAN_MODULE = "exchange.api.v1.deadman"
-
-
-def _deadman_urls() -> list[URLPattern]:
-    try:
-        module = importlib.import_module(DEADMAN_MODULE)
-    except ModuleNotFoundError as exc:
-        if exc.name != DEADMAN_MODULE:
-            raise  # the module exists but is broken: say so, do not hide its routes
-        return []
-    return list(getattr(module, "urls", []))
-
+from exchange.api.v1 import account, deadman, markets, orders
+from exchange.api.v1.base import NotFoundApi
 
 urlpatterns: list[URLPattern] = [
     path("markets", markets.MarketListApi.as_view(), name="v1-markets"),
@@ -46,5 +32,6 @@ urlpatterns: list[URLPattern] = [
     path("fees", account.FeesApi.as_view(), name="v1-fees"),
     path("reports/volume", account.VolumeReportApi.as_view(), name="v1-volume"),
     path("api-key", account.ApiKeySelfApi.as_view(), name="v1-api-key"),
-    *_deadman_urls(),
+    *deadman.urls,
+    re_path(r"^[\s\S]*$", NotFoundApi.as_view(), name="v1-not-found"),  # newlines too
 ]
