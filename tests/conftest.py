@@ -8,12 +8,14 @@ inject drift on purpose request the `ledger_drift` fixture to opt out.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
+from django.test import Client
 
 from accounts.checks import run_ledger_checks
 from accounts.models import Asset, Balance, JournalEntry, Posting, User, Withdrawal
@@ -105,6 +107,22 @@ def mallory(db: None) -> User:
 def staff(db: None) -> User:
     """A staff member (2FA set up by tests that need the admin)."""
     return make_user("staff@example.com", is_staff=True, is_superuser=True)
+
+
+@pytest.fixture
+def staff_client(client: Client, staff: User) -> Client:
+    """`client` signed in as `staff`, its session past the TOTP step (the admin's door):
+    allauth's record of the MFA login, stamped on the session. tests/accounts/test_admin.py
+    goes through the real login form instead."""
+    from tests.accounts.conftest import enable_totp
+
+    enable_totp(staff)
+    client.force_login(staff)
+    session = client.session
+    session["account_authentication_methods_user"] = str(staff.pk)
+    session["account_authentication_methods"] = [{"method": "mfa", "at": time.time()}]
+    session.save()
+    return client
 
 
 def balance_of(user: User, asset: Asset) -> tuple[Decimal, Decimal]:

@@ -19,7 +19,8 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -61,22 +62,37 @@ def _serving(port: int) -> bool:
         return False
 
 
-@pytest.fixture(scope="session")
-def live_api(django_db_setup: None, django_db_blocker: Any) -> Iterator[str]:
-    """Base URL (http://127.0.0.1:<port>) of a uvicorn serving exchange.asgi."""
+@contextmanager
+def uvicorn_serving(
+    django_db_blocker: Any,
+    *,
+    argv_after_python: Sequence[str] | None = None,
+    extra_env: Mapping[str, str] | None = None,
+    log_prefix: str = "uvicorn-api-",
+) -> Iterator[str]:
+    """A uvicorn child on a free port over the suite's database and Redis: its base URL.
+
+    `argv_after_python` replaces `-m uvicorn exchange.asgi:application ...`; "{port}" in it
+    is the port. Stopped (TERM, then KILL after 20 s) and its log removed on exit; if it
+    does not answer /api/v3/ping within START_TIMEOUT the test fails with the log.
+    """
     with django_db_blocker.unblock():
         db_url = database_url(connection.settings_dict)
     port = free_port()
     env = {
         **os.environ,
+        **(extra_env or {}),
         "DATABASE_URL": db_url,
         "REDIS_URL": settings.REDIS_URL,
         "DJANGO_SETTINGS_MODULE": "exchange.settings.test",
         "PYTHONUNBUFFERED": "1",
     }
-    log = tempfile.NamedTemporaryFile(prefix="uvicorn-api-", suffix=".log", delete=False)  # noqa: SIM115
-    argv = [sys.executable, "-m", "uvicorn", "exchange.asgi:application"]
-    argv += ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
+    log = tempfile.NamedTemporaryFile(prefix=log_prefix, suffix=".log", delete=False)  # noqa: SIM115
+    tail = argv_after_python or [
+        "-m", "uvicorn", "exchange.asgi:application",
+        "--host", "127.0.0.1", "--port", "{port}", "--log-level", "warning",
+    ]  # fmt: skip
+    argv = [sys.executable, *(part.replace("{port}", str(port)) for part in tail)]
     proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)  # noqa: S603
     log.close()
     log_path = Path(log.name)
@@ -95,6 +111,13 @@ def live_api(django_db_setup: None, django_db_blocker: Any) -> Iterator[str]:
             proc.kill()
             proc.wait()
         log_path.unlink(missing_ok=True)
+
+
+@pytest.fixture(scope="session")
+def live_api(django_db_setup: None, django_db_blocker: Any) -> Iterator[str]:
+    """Base URL (http://127.0.0.1:<port>) of a uvicorn serving exchange.asgi."""
+    with uvicorn_serving(django_db_blocker) as base:
+        yield base
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,6 @@ from accounts.models import Asset, User
 from markets.models import Market
 from tests.api.conftest import make_key
 from tests.api.test_ccxt_public import RecordingAdapter, RefusingAdapter
-from tests.api.test_compat_orders import replay_store_began  # noqa: F401  (the fixture)
 from tests.conftest import balance_of, fund, ledger_snapshot
 from tests.trading.conftest import btc_usdt  # noqa: F401  (the fixture)
 from tests.trading.pipeline_helpers import loops_running, wait_settled
@@ -25,7 +24,7 @@ from trading.models import Order
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
-    pytest.mark.usefixtures("redis_db", "replay_store_began"),
+    pytest.mark.usefixtures("redis_db"),
 ]
 
 D = Decimal

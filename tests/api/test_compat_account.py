@@ -20,14 +20,13 @@ from accounts.services.apikeys import revoke_api_key
 from markets.fees import set_user_tiers
 from markets.models import FeeTier, Market, MarketStatus
 from tests.api.conftest import SignedClient, call, make_key
-from tests.api.test_compat_orders import replay_store_began  # noqa: F401  (the fixture)
 from tests.conftest import fund, ledger_snapshot
 from tests.trading.conftest import btc_usdt, usdt_irt  # noqa: F401  (the fixtures)
 from trading.models import Order
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
-    pytest.mark.usefixtures("redis_db", "replay_store_began"),
+    pytest.mark.usefixtures("redis_db"),
 ]
 
 D = Decimal

@@ -10,10 +10,8 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-import redis
 
 from accounts.models import Asset, User
-from accounts.signing import REPLAY_STORE_SINCE_KEY
 from markets.models import Market
 from tests.api.conftest import Answer, SignedClient, make_key
 from tests.conftest import balance_of, fund, ledger_snapshot
@@ -23,18 +21,11 @@ from trading.models import Order, OrderStatus
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
-    pytest.mark.usefixtures("redis_db", "replay_store_began"),
+    pytest.mark.usefixtures("redis_db"),
 ]
 
 D = Decimal
 SYMBOL = "BTC-USDT"
-
-
-@pytest.fixture
-def replay_store_began(redis_db: redis.Redis) -> None:
-    """The nonce store's start marker, put long ago: redis_db's FLUSHDB would otherwise make
-    the signing layer refuse every request stamped within 1 s of the flush (-1021)."""
-    redis_db.set(REPLAY_STORE_SINCE_KEY, 0)
 
 
 def _client(live_api: str, user: User, *, trade: bool = True) -> SignedClient:

@@ -32,7 +32,6 @@ from django.db import connection
 from django.utils import timezone
 
 from accounts.models import ApiKey, Asset, User
-from accounts.signing import REPLAY_STORE_SINCE_KEY
 from markets.models import Market, MarketStatus
 from tests.api.conftest import SignedClient, call, make_key
 from tests.api.test_v1_support import JsonSigned, session_of
@@ -121,10 +120,9 @@ def sweepers(live_api: str) -> Iterator[list[subprocess.Popen[bytes]]]:
 
 
 @pytest.fixture(autouse=True)
-def _replay_store_running(redis_db: Any) -> None:
-    # redis_db emptied the store: the signing layer refuses requests signed in the first
-    # second after that (a store that lost its keys); make it a store running for a minute.
-    redis_db.set(REPLAY_STORE_SINCE_KEY, int(time.time() * 1000) - 60_000)
+def _empty_redis(redis_db: Any) -> None:
+    """Every test here starts on an emptied Redis database (the conftest's autouse fixture
+    then marks the signing layer's replay store as begun long ago)."""
 
 
 @pytest.fixture

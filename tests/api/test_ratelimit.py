@@ -10,10 +10,6 @@ tests count on. The order views call the real place_order service.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -23,7 +19,6 @@ from typing import Any
 
 import pytest
 from django.conf import settings
-from django.db import connection
 from django.test import override_settings
 from django.urls import path, reverse
 from rest_framework.request import Request
@@ -31,13 +26,11 @@ from rest_framework.response import Response
 from rest_framework.test import APIRequestFactory
 
 from accounts.models import ApiKey, Asset, AuditLog, User
-from accounts.signing import REPLAY_STORE_SINCE_KEY
 from exchange.api import ratelimit
 from exchange.api.binance.base import BinanceView, SignedView, params, resolve_symbol
 from exchange.api.ratelimit import InvalidRateLimit, set_api_key_limits
-from tests.api.conftest import Answer, SignedClient, _serving, call, make_key
+from tests.api.conftest import Answer, SignedClient, call, make_key, uvicorn_serving
 from tests.conftest import fund, ledger_snapshot
-from tests.database_url import database_url
 from tests.private_servers import free_port
 from tests.trading.conftest import btc_usdt  # noqa: F401  (the fixture)
 from trading.models import Order
@@ -105,7 +98,8 @@ def mount() -> None:
     """Add the views above to the compat routes (the limited server calls it at start)."""
     from exchange.api.binance import urls
 
-    urls.urlpatterns += [
+    catch_all = len(urls.urlpatterns) - 1  # the last route answers every other path: -1020
+    urls.urlpatterns[catch_all:catch_all] = [
         path("ratelimit-test/light", LightApi.as_view()),
         path("ratelimit-test/heavy", HeavyApi.as_view()),
         path("ratelimit-test/signed", SignedPingApi.as_view()),
@@ -124,45 +118,13 @@ _BOOT = (
 @pytest.fixture(scope="module")
 def limited_api(django_db_setup: None, django_db_blocker: Any) -> Iterator[str]:
     """Base URL of a uvicorn with small limits that trusts X-Forwarded-For from 127.0.0.1."""
-    with django_db_blocker.unblock():
-        db_url = database_url(connection.settings_dict)
-    port = free_port()
-    env = {
-        **os.environ,
-        **LIMITS_ENV,
-        "DATABASE_URL": db_url,
-        "REDIS_URL": settings.REDIS_URL,
-        "DJANGO_SETTINGS_MODULE": "exchange.settings.test",
-        "PYTHONUNBUFFERED": "1",
-    }
-    log = tempfile.NamedTemporaryFile(prefix="uvicorn-limits-", suffix=".log", delete=False)  # noqa: SIM115
-    argv = [sys.executable, "-c", _BOOT, str(port)]
-    proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)  # noqa: S603
-    log.close()
-    log_path = Path(log.name)
-    try:
-        deadline = time.monotonic() + 60
-        while not _serving(port):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"uvicorn did not serve:\n{log_path.read_text(errors='replace')}")
-            time.sleep(0.2)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log_path.unlink(missing_ok=True)
-
-
-@pytest.fixture
-def fresh_redis(redis_db: Any) -> Any:
-    """redis_db, with the signing layer's replay store marked as started long ago (the
-    flush removed its marker, which would refuse requests signed around now)."""
-    redis_db.set(REPLAY_STORE_SINCE_KEY, 0)
-    return redis_db
+    with uvicorn_serving(
+        django_db_blocker,
+        argv_after_python=["-c", _BOOT, "{port}"],
+        extra_env=LIMITS_ENV,
+        log_prefix="uvicorn-limits-",
+    ) as base:
+        yield base
 
 
 def _get(base: str, name: str, ip: str) -> Answer:
@@ -206,7 +168,7 @@ def _weight(answer: Answer) -> int:
 
 
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.usefixtures("fresh_redis")
+@pytest.mark.usefixtures("redis_db")
 def test_headers_count_the_weight_up(limited_api: str) -> None:
     _early_in_window(60, 10)
     used = [_weight(_get(limited_api, "light", "198.51.100.1")) for _ in range(3)]
@@ -220,7 +182,7 @@ def test_headers_count_the_weight_up(limited_api: str) -> None:
 
 
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.usefixtures("fresh_redis")
+@pytest.mark.usefixtures("redis_db")
 def test_over_the_weight_limit_is_429_with_retry_after(limited_api: str) -> None:
     _early_in_window(60, 10)
     answers = [_get(limited_api, "heavy", "198.51.100.3") for _ in range(5)]
@@ -238,7 +200,7 @@ def test_over_the_weight_limit_is_429_with_retry_after(limited_api: str) -> None
 
 
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.usefixtures("fresh_redis")
+@pytest.mark.usefixtures("redis_db")
 def test_continuing_after_429_is_banned_with_418(
     limited_api: str, alice: User, assets: dict[str, Asset]
 ) -> None:
@@ -261,10 +223,24 @@ def test_continuing_after_429_is_banned_with_418(
         == 418
     )
     assert _get(limited_api, "light", "198.51.100.5").status == 200  # the ban is per IP
+    # Refused before authentication: a key that does not exist, or no credentials at all,
+    # get the ban (418), not the authentication error (401) they would get otherwise.
+    bogus = _signed(limited_api, "no-such-key", "no-secret", ip)
+    assert (
+        bogus.request("GET", "/api/v3/account").status,
+        bogus.request("GET", "/api/v3/account").code,
+    ) == (418, -1003)
+    v1 = call(limited_api, "GET", "/api/v1/balances", headers={"X-Forwarded-For": ip})
+    assert (v1.status, v1.code) == (418, "ip_banned")
+    assert "retry-after" in v1.headers
+    elsewhere = call(
+        limited_api, "GET", "/api/v1/balances", headers={"X-Forwarded-For": "198.51.100.5"}
+    )
+    assert elsewhere.status in (401, 403)  # the same request from another IP: authentication
 
 
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.usefixtures("fresh_redis")
+@pytest.mark.usefixtures("redis_db")
 def test_the_ip_and_each_key_have_their_own_buckets(
     limited_api: str, alice: User, bob: User, assets: dict[str, Asset]
 ) -> None:
@@ -285,7 +261,7 @@ def test_the_ip_and_each_key_have_their_own_buckets(
 
 
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.usefixtures("fresh_redis")
+@pytest.mark.usefixtures("redis_db")
 def test_a_staff_override_raises_the_keys_limit(
     limited_api: str, alice: User, staff: User, assets: dict[str, Asset]
 ) -> None:
@@ -309,7 +285,7 @@ def test_a_staff_override_raises_the_keys_limit(
 
 
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.usefixtures("fresh_redis")
+@pytest.mark.usefixtures("redis_db")
 def test_a_bad_signature_still_counts_against_the_ip(
     limited_api: str, alice: User, assets: dict[str, Asset]
 ) -> None:
@@ -340,7 +316,7 @@ def _orders(answer: Answer) -> tuple[int, int]:
 
 
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.usefixtures("fresh_redis", "btc_usdt")
+@pytest.mark.usefixtures("redis_db", "btc_usdt")
 def test_an_order_over_the_limit_is_refused_and_moves_no_money(
     limited_api: str,
     alice: User,
@@ -369,7 +345,7 @@ def test_an_order_over_the_limit_is_refused_and_moves_no_money(
 
 
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.usefixtures("fresh_redis", "btc_usdt")
+@pytest.mark.usefixtures("redis_db", "btc_usdt")
 def test_the_10s_window_resets_and_the_day_limit_holds(
     limited_api: str,
     alice: User,
@@ -397,7 +373,7 @@ def test_the_10s_window_resets_and_the_day_limit_holds(
 
 
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.usefixtures("fresh_redis", "btc_usdt")
+@pytest.mark.usefixtures("redis_db", "btc_usdt")
 def test_a_batch_that_does_not_fit_places_none(
     limited_api: str,
     alice: User,
@@ -429,11 +405,13 @@ def _light(ip: str = "192.0.2.1") -> Response:
 
 
 @pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+def clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
     """ratelimit's clock, in ms: set `clock[0]`."""
     now = [1_800_000_000_000]  # on a minute boundary
     monkeypatch.setattr(ratelimit, "_now_ms", lambda: now[0])
-    return now
+    ratelimit.forget_bans()
+    yield now
+    ratelimit.forget_bans()  # bans met on the fake clock must not outlive it
 
 
 @pytest.mark.django_db
@@ -524,20 +502,6 @@ def test_exchange_info_publishes_the_settings() -> None:
 
 
 # --- staff overrides: the ApiKey admin (audited, every bad value refused, nothing changed)
-
-
-@pytest.fixture
-def staff_client(client: Any, staff: User) -> Any:
-    """A client signed in as staff whose session passed the TOTP step (the admin's door)."""
-    from tests.accounts.conftest import enable_totp
-
-    enable_totp(staff)
-    client.force_login(staff)
-    session = client.session
-    session["account_authentication_methods_user"] = str(staff.pk)
-    session["account_authentication_methods"] = [{"method": "mfa", "at": time.time()}]
-    session.save()
-    return client
 
 
 def _limits(api_key: ApiKey) -> tuple[int | None, int | None, int | None]:
@@ -644,7 +608,7 @@ def test_the_service_refuses_what_the_form_would(staff: User, alice_key: ApiKey)
 
 
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.usefixtures("fresh_redis")
+@pytest.mark.usefixtures("redis_db")
 def test_exchange_info_publishes_the_limits_and_v1_shares_the_bucket(limited_api: str) -> None:
     ip = "198.51.100.12"
     _early_in_window(60, 10)
@@ -683,7 +647,7 @@ def _new_order(client: _IpClient) -> Answer:
 
 
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.usefixtures("fresh_redis", "btc_usdt")
+@pytest.mark.usefixtures("redis_db", "btc_usdt")
 def test_the_compat_order_endpoint_counts_orders_and_refuses_over_the_limit(
     limited_api: str, alice: User, assets: dict[str, Asset]
 ) -> None:

@@ -13,20 +13,15 @@ from accounts.models import ApiKey, Asset, User, Withdrawal, WithdrawalLimit
 from reporting.calendars import local_today
 from tests.accounts.web_support import enable_totp, totp_code, wrong_code
 from tests.api.conftest import make_key
-from tests.api.test_v1_support import JsonSigned, limit_order, prime_replay_store, session_of
+from tests.api.test_v1_support import JsonSigned, limit_order, session_of
 from tests.conftest import balance_of, fund, ledger_snapshot
 from tests.trading import conftest as trading_fixtures
 from tests.trading.pipeline_helpers import loops_running, wait_settled
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("primed")]
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("redis_db")]
 
 D = Decimal
 btc_usdt = trading_fixtures.btc_usdt  # the fixture, usable here
-
-
-@pytest.fixture
-def primed(redis_db) -> None:
-    prime_replay_store(redis_db)
 
 
 def _client(base: str, user: User, *, withdraw: bool = False) -> JsonSigned:

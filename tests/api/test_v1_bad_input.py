@@ -9,19 +9,14 @@ import pytest
 
 from accounts.models import User
 from tests.api.conftest import call, make_key
-from tests.api.test_v1_support import JsonSigned, limit_order, prime_replay_store
+from tests.api.test_v1_support import JsonSigned, limit_order
 from tests.conftest import fund
 from tests.trading import conftest as trading_fixtures
 from tests.trading.conftest import snapshot
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("primed")]
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("redis_db")]
 
 btc_usdt = trading_fixtures.btc_usdt  # the fixture, usable here
-
-
-@pytest.fixture
-def primed(redis_db) -> None:
-    prime_replay_store(redis_db)
 
 
 @pytest.fixture

@@ -20,21 +20,16 @@ from rest_framework.test import APIRequestFactory
 from accounts.models import Asset, IdempotencyRecord, User
 from exchange.api.v1.idempotency import IdempotencyKeyInProgress, fingerprint, idempotent
 from tests.api.conftest import SignedClient, call, make_key
-from tests.api.test_v1_support import JsonSigned, limit_order, prime_replay_store
+from tests.api.test_v1_support import JsonSigned, limit_order
 from tests.conftest import balance_of, fund
 from tests.trading import conftest as trading_fixtures
 from tests.trading.conftest import snapshot
 from trading.models import Order
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("primed")]
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("redis_db")]
 
 D = Decimal
 btc_usdt = trading_fixtures.btc_usdt  # the fixture, usable here
-
-
-@pytest.fixture
-def primed(redis_db) -> None:
-    prime_replay_store(redis_db)
 
 
 @pytest.fixture

@@ -11,19 +11,14 @@ import pytest
 from accounts.models import Asset, User
 from markets.models import Market
 from tests.api.conftest import SignedClient, call, make_key
-from tests.api.test_v1_support import JsonSigned, limit_order, prime_replay_store, session_of
+from tests.api.test_v1_support import JsonSigned, limit_order, session_of
 from tests.conftest import assert_ledger_clean, balance_of, fund
 from tests.trading import conftest as trading_fixtures
 from tests.trading.conftest import snapshot
 from tests.trading.pipeline_helpers import loops_running, wait_settled
 from trading.models import Order, OrderStatus
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("primed")]
-
-
-@pytest.fixture
-def primed(redis_db) -> None:
-    prime_replay_store(redis_db)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("redis_db")]
 
 
 D = Decimal

@@ -13,7 +13,7 @@ import pytest
 from accounts.models import Asset, User
 from markets.models import Market, MarketStatus
 from tests.api.conftest import make_key
-from tests.api.test_v1_support import JsonSigned, limit_order, prime_replay_store
+from tests.api.test_v1_support import JsonSigned, limit_order
 from tests.conftest import assert_ledger_clean, balance_of, fund
 from tests.trading import conftest as trading_fixtures
 from tests.trading.conftest import snapshot
@@ -23,15 +23,10 @@ from trading.models import Order, OrderStatus, OutboxEntry
 from trading.services.orders import place_order, reduce_order
 from trading.validation import OrderSpec
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("primed")]
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("redis_db")]
 
 D = Decimal
 btc_usdt = trading_fixtures.btc_usdt  # the fixture, usable here
-
-
-@pytest.fixture
-def primed(redis_db) -> None:
-    prime_replay_store(redis_db)
 
 
 def _buy(user: User, market: Market, quantity: str = "0.1") -> Order:

@@ -84,15 +84,6 @@ class Session:
         return call(self.base, method, path, query=text, body=data, headers=sent)
 
 
-def prime_replay_store(redis_db: Any) -> None:
-    """Mark the (just flushed) nonce store as begun a while ago: otherwise every request
-    signed within a second of the first one after the flush is refused as possibly seen
-    before the store lost its keys (accounts.signing, SignedBeforeReplayStore)."""
-    from accounts.signing import REPLAY_STORE_SINCE_KEY
-
-    redis_db.set(REPLAY_STORE_SINCE_KEY, int(time.time() * 1000) - 60_000)
-
-
 def session_of(base: str, user: User) -> Session:
     """Log `user` in (a real session row in the test database) and return the browser."""
     client = Client()

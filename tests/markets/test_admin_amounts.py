@@ -4,7 +4,6 @@ never the database column's 18 places; staff cancels go through cancel_order."""
 from __future__ import annotations
 
 import re
-import time
 from decimal import Decimal
 
 import pytest
@@ -33,18 +32,6 @@ from trading.models import Order, OrderSide, OrderStatus, OrderType, OutboxEntry
 pytestmark = pytest.mark.django_db
 D = Decimal
 COLUMN_PLACES = "0" * 18  # how a DecimalField(36, 18) value prints unformatted
-
-
-@pytest.fixture
-def staff_client(client: Client, staff: User) -> Client:
-    """Staff whose session passed the TOTP step (the admin's door)."""
-    enable_totp(staff)
-    client.force_login(staff)
-    session = client.session
-    session["account_authentication_methods_user"] = str(staff.pk)
-    session["account_authentication_methods"] = [{"method": "mfa", "at": time.time()}]
-    session.save()
-    return client
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@ every bad value refused with its field and nothing changed; users' tiers listed 
 
 from __future__ import annotations
 
-import time
 from decimal import Decimal
 
 import pytest
@@ -17,20 +16,6 @@ from markets.services import delete_fee_tier, save_fee_tier
 
 pytestmark = pytest.mark.django_db
 D = Decimal
-
-
-@pytest.fixture
-def staff_client(client, staff):
-    """A client signed in as staff whose session passed the TOTP step (the admin's door)."""
-    from tests.accounts.conftest import enable_totp
-
-    enable_totp(staff)
-    client.force_login(staff)
-    session = client.session
-    session["account_authentication_methods_user"] = str(staff.pk)
-    session["account_authentication_methods"] = [{"method": "mfa", "at": time.time()}]
-    session.save()
-    return client
 
 
 @pytest.fixture

@@ -19,22 +19,6 @@ D = Decimal
 
 
 @pytest.fixture
-def staff_client(client, staff):
-    """A client signed in as staff whose session passed the TOTP step (the admin's door)."""
-    import time
-
-    from tests.accounts.conftest import enable_totp
-
-    enable_totp(staff)
-    client.force_login(staff)
-    session = client.session
-    session["account_authentication_methods_user"] = str(staff.pk)
-    session["account_authentication_methods"] = [{"method": "mfa", "at": time.time()}]
-    session.save()
-    return client
-
-
-@pytest.fixture
 def market(assets) -> Market:
     return make_market("BTC-USDT", assets["BTC"], assets["USDT"], last_price=D("50000"))
 

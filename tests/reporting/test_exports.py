@@ -17,7 +17,6 @@ from accounts.models import Asset, Posting, User
 from reporting.models import MarketDailyVolume
 from reporting.reports import local_bounds
 from reporting.rollup import rollup
-from tests.accounts.web_support import enable_totp, login_with_totp
 from tests.markets.marketdata_helpers import Fill, TradeFeed
 from trading.models import Trade
 
@@ -30,13 +29,6 @@ def feed(assets: dict[str, Asset]) -> TradeFeed:
     feed.settle([Fill("100.25", "0.5", "buy"), Fill("99.75", "1.2", "sell")], at=AT)
     rollup()
     return feed
-
-
-@pytest.fixture
-def staff_client(client: Client, staff: User) -> Client:
-    enable_totp(staff)
-    login_with_totp(client, staff)
-    return client
 
 
 def _csv(response: object) -> list[dict[str, str]]:

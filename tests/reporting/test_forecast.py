@@ -24,7 +24,6 @@ from markets.errors import MarketNotFound
 from markets.marketdata.errors import InvalidInterval
 from markets.models import Candle
 from reporting.forecast import InvalidForecastParameter, TooLittleHistory, forecast
-from tests.accounts.web_support import enable_totp, login_with_totp
 from tests.conftest import PASSWORD
 from tests.markets.marketdata_helpers import Fill, TradeFeed
 from trading.models import Trade
@@ -58,13 +57,6 @@ def short_market(assets: dict[str, Asset]) -> str:
     feed = TradeFeed.create(assets, "FS-USDT")
     settle_daily(feed, [Decimal("100.00"), Decimal("101.00"), Decimal("99.00")])
     return "FS-USDT"
-
-
-@pytest.fixture
-def staff_client(client: Client, staff: User) -> Client:
-    enable_totp(staff)
-    login_with_totp(client, staff)
-    return client
 
 
 def counts() -> tuple[int, int]:

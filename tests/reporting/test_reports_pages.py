@@ -15,7 +15,7 @@ from accounts.models import Asset, User
 from reporting.models import Calendar, MarketDailyVolume, MarketMonthlyVolume
 from reporting.reports import Granularity, periods
 from reporting.rollup import rollup
-from tests.accounts.web_support import enable_totp, login_with_totp
+from tests.accounts.web_support import enable_totp
 from tests.conftest import PASSWORD
 from tests.markets.marketdata_helpers import Fill, TradeFeed
 
@@ -32,13 +32,6 @@ def feed(assets: dict[str, Asset]) -> TradeFeed:
     feed.settle([Fill("110.00", "1", "sell"), Fill("120.00", "0.5", "buy")], at=NOWRUZ)
     rollup()
     return feed
-
-
-@pytest.fixture
-def staff_client(client: Client, staff: User) -> Client:
-    enable_totp(staff)
-    login_with_totp(client, staff)
-    return client
 
 
 def _get(client: Client, name: str, **params: str) -> Any:
