@@ -89,6 +89,10 @@ DATABASES = {
     )
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# Threads per web (uvicorn) process that run Django's synchronous request handling; each
+# keeps one database connection (exchange/asgi.py). Processes x threads must stay well
+# under PostgreSQL's max_connections beside the Celery workers' connections.
+WEB_THREADS = env_int("WEB_THREADS", 16)
 
 REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
 

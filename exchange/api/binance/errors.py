@@ -10,6 +10,7 @@ DRF `{"detail": ...}` body (ccxt would treat that as a network error and retry f
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +21,8 @@ from rest_framework.response import Response
 
 from exchange.errors import DomainError
 from exchange.middleware import RETRY_AFTER_SECONDS
+
+log = logging.getLogger(__name__)
 
 INSUFFICIENT = "Account has insufficient balance for requested action."
 WOULD_TAKE = "Order would immediately match and take."
@@ -145,6 +148,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if isinstance(exc, RequestDataTooBig):
         return BinanceError(-1000, "The request is too large.", 413).response()
     if isinstance(exc, DatabaseError):
+        log.warning("compat API: database error answered 503 -1007", exc_info=exc)
         response = BinanceError(
             -1007,
             "Timeout waiting for response from backend server. "
