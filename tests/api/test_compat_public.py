@@ -646,6 +646,11 @@ def test_a_constant_number_of_queries(
     django_assert_num_queries: Any,
 ) -> None:
     _market_for_bad_input(assets)
+    # A symbol's first request in a process also loads the market's rules into the
+    # per-process caches (exchange.api.binance.base.resolve_symbol, markets.selectors);
+    # what is counted is every request after it.
+    assert APIClient().get(f"{path}?{query}").status_code == 200
+    redis_db.flushdb()  # the tickers' one-second cache
     with django_assert_num_queries(one):
         assert APIClient().get(f"{path}?{query}").status_code == 200
     for code in ("ETH", "IRT"):
@@ -654,5 +659,7 @@ def test_a_constant_number_of_queries(
             tick_size=Decimal("0.1"), lot_size=Decimal("0.001"), max_quantity=Decimal("10"),
         )  # fmt: skip
     redis_db.flushdb()  # the tickers' one-second cache
+    assert APIClient().get(f"{path}?{query}").status_code == 200
+    redis_db.flushdb()
     with django_assert_num_queries(three):
         assert APIClient().get(f"{path}?{query}").status_code == 200

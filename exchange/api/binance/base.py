@@ -31,7 +31,9 @@ from exchange.api import ratelimit
 from exchange.api.auth import ApiKeySignatureAuthentication
 from exchange.api.binance import errors
 from exchange.api.binance.errors import BinanceError, illegal, mandatory
+from markets.errors import MarketNotFound
 from markets.models import Market
+from markets.selectors import get_current_market
 
 MAX_PARAMETER_CHARS = 1024  # a symbols list of 100 markets fits; anything longer is abuse
 _INT_CHARS = frozenset("0123456789")
@@ -140,11 +142,30 @@ def resolve_symbol(symbol: str | None, *, parameter: str = "symbol") -> Market:
         raise mandatory(parameter)
     if not symbol.isascii() or not symbol.isalnum() or len(symbol) > 40:
         raise BinanceError(-1121, errors.BAD_SYMBOL)
+    cached = _symbol_ids.get(symbol)
+    if cached is not None:
+        try:
+            # One narrow prepared read (status, last price, rules version); the rules from
+            # the per-process cache, so a staff edit applies at the next request.
+            return get_current_market(market_id=cached)
+        except MarketNotFound:
+            _symbol_ids.pop(symbol, None)  # deleted (and maybe listed again): look it up
     candidates = [f"{symbol[:i]}-{symbol[i:]}" for i in range(1, len(symbol))]
-    market = Market.objects.select_related("base", "quote").filter(symbol__in=candidates).first()
-    if market is None:
+    market_id = Market.objects.filter(symbol__in=candidates).values_list("pk", flat=True).first()
+    if market_id is None:
         raise BinanceError(-1121, errors.BAD_SYMBOL)
+    try:
+        market = get_current_market(market_id=market_id)
+    except MarketNotFound:  # deleted between the two reads
+        raise BinanceError(-1121, errors.BAD_SYMBOL) from None
+    _symbol_ids[symbol] = market_id
     return market
+
+
+# Per process: Binance symbol (BTCUSDT) -> market id, for the markets that exist. A market's
+# symbol is fixed once it is created (markets.admin), so an entry never goes stale; a market
+# that is deleted is dropped at its next lookup. Unknown symbols are not remembered.
+_symbol_ids: dict[str, int] = {}
 
 
 def binance_symbol(market: Market) -> str:
