@@ -1,7 +1,7 @@
 """Partner API benchmark: signed POST /api/v3/order over HTTP, then GET depth and klines.
 
     python -m bench.api [--seconds 10] [--rate 1000] [--connections 32] [--users 40]
-                        [--read-seconds 5] [--web-workers 1] [--keep]
+                        [--read-seconds 5] [--web-workers 1] [--keep] [--logs DIR]
 
 The server is `./run up`'s configuration, started here as child processes on a free port:
 one uvicorn (`exchange.asgi:application`, settings `exchange.settings.base`, DEBUG off), the
@@ -413,6 +413,7 @@ def main() -> None:
         "--web-workers", type=int, default=1, help="uvicorn processes (./run up: 1)"
     )
     parser.add_argument("--keep", action="store_true", help="keep the bench database")
+    parser.add_argument("--logs", help="keep the servers' logs in this directory")
     args = parser.parse_args()
     _configure()
     print(f"bench.api on {platform.node()} ({os.cpu_count()} CPUs), load "
@@ -434,7 +435,8 @@ def main() -> None:
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryDirectory(prefix="bench-api-") as tmp:
-        logdir = Path(tmp)
+        logdir = Path(args.logs) if args.logs else Path(tmp)
+        logdir.mkdir(parents=True, exist_ok=True)
         procs = start_servers(port, logdir, args.web_workers)
         try:
             wait_ready(base, procs, logdir)
