@@ -316,14 +316,15 @@ def refuse_if_banned(request: Any) -> None:
     """
     http = _http_request(request)
     ip = _ip(http)
-    until = _banned_here.get(ip)
-    if until is None:
+    seen = _banned_here.get(ip)
+    if seen is None:
         return
+    recheck_at, ends_at = seen
     now_ms = _now_ms()
-    if now_ms >= until:
+    if now_ms >= recheck_at:
         _banned_here.pop(ip, None)
         return
-    ban_left_ms = _ban_ends.get(ip, until) - now_ms
+    ban_left_ms = ends_at - now_ms
     retry_after = _retry_after(_BANNED, ban_left_ms, now_ms)
     wait = retry_after or 1
     setattr(http, _USAGE_ATTRIBUTE, Usage(weight=0, orders_10s=None, orders_day=None,
@@ -335,8 +336,7 @@ def refuse_if_banned(request: Any) -> None:
 def _remember_ban(ip: str, now_ms: int, ban_left_ms: int) -> None:
     if len(_banned_here) >= BANS_REMEMBERED:
         forget_bans()  # a flood of distinct IPs: forget, Redis still has every ban
-    _banned_here[ip] = now_ms + min(ban_left_ms, BAN_SEEN_SECONDS * 1000)
-    _ban_ends[ip] = now_ms + ban_left_ms
+    _banned_here[ip] = (now_ms + min(ban_left_ms, BAN_SEEN_SECONDS * 1000), now_ms + ban_left_ms)
 
 
 def headers(request: Any) -> dict[str, str]:
@@ -593,9 +593,8 @@ class _Breaker:
 
 
 _breaker = _Breaker()
-# IPs this process saw banned: ip -> when to ask Redis again (ms), and when the ban ends (ms).
-_banned_here: dict[str, int] = {}
-_ban_ends: dict[str, int] = {}
+# IPs this process saw banned: ip -> (when to ask Redis again, when the ban ends), in ms.
+_banned_here: dict[str, tuple[int, int]] = {}
 _lock = threading.Lock()
 _scripts: dict[str, Callable[..., Any]] = {}  # Any: redis-py's Script returns raw replies
 
@@ -629,4 +628,3 @@ def reset_clients() -> None:
 def forget_bans() -> None:
     """Forget the bans this process remembers (refuse_if_banned); Redis keeps its own."""
     _banned_here.clear()
-    _ban_ends.clear()
