@@ -56,18 +56,17 @@ class PooledThreads:
 
 django_http = PooledThreads(_django_http, settings.WEB_THREADS)
 
-# Imported after Django is set up: the routing imports consumers, which import models.
+# Imported after Django is set up: the websocket app imports models.
 from channels.auth import AuthMiddlewareStack  # noqa: E402
-from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
+from channels.routing import ProtocolTypeRouter  # noqa: E402
 
-from exchange.routing import websocket_urlpatterns  # noqa: E402
+from exchange.ws.app import streams_app  # noqa: E402
 
+# Websockets: public market streams and listenKey streams take any Origin (partners' bots
+# send none); the session's own data is only given to this site's Origin (exchange.ws.app).
 application = ProtocolTypeRouter(
     {
         "http": django_http,
-        "websocket": AllowedHostsOriginValidator(
-            AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
-        ),
+        "websocket": AuthMiddlewareStack(streams_app),
     }
 )

@@ -84,7 +84,7 @@ def uvicorn_port(transactional_db: None) -> Iterator[tuple[int, Path]]:
 
 
 async def _idle_then_receive(port: int, message: dict[str, object]) -> tuple[object, float]:
-    url = f"ws://127.0.0.1:{port}/ws/markets/{SYMBOL}/"
+    url = f"ws://127.0.0.1:{port}/ws/btcusdt@depth@100ms"
     # No client pings while idle: nothing at all crosses the connection for IDLE_SECONDS.
     async with connect(url, origin=f"http://127.0.0.1:{port}", ping_interval=None) as ws:  # type: ignore[arg-type]
         await asyncio.sleep(IDLE_SECONDS)
@@ -101,11 +101,20 @@ async def _idle_then_receive(port: int, message: dict[str, object]) -> tuple[obj
 def test_idle_websocket_stays_open_and_receives(assets, uvicorn_port):
     make_market(SYMBOL, assets["BTC"], assets["USDT"])
     port, log_path = uvicorn_port
-    message = {"type": "depth.diff", "symbol": SYMBOL, "prev_seq": 0, "seq": 1, "bids": []}
+    message = {
+        "type": "depth.diff",
+        "symbol": SYMBOL,
+        "prev_seq": 0,
+        "seq": 1,
+        "time": 0,
+        "bids": [["50000.00", "1.00000"]],
+        "asks": [],
+    }
 
     received, pong_seconds = asyncio.run(_idle_then_receive(port, message))
 
-    assert received == message
+    assert received["e"] == "depthUpdate"
+    assert (received["U"], received["u"], received["b"]) == (1, 1, [["50000.00", "1.00000"]])
     assert pong_seconds < 5
     log = log_path.read_text(errors="replace")
     assert "TimeoutError" not in log, log[-4000:]

@@ -15,7 +15,12 @@ from rest_framework.authentication import BaseAuthentication
 from rest_framework.request import Request
 
 from accounts.models import ApiKey, User
-from accounts.signing import SignatureInvalid, SignedRequestError, verify_signed_request
+from accounts.signing import (
+    SignatureInvalid,
+    SignedRequestError,
+    verify_api_key,
+    verify_signed_request,
+)
 from exchange.errors import DomainError
 
 API_KEY_HEADER = "HTTP_X_MBX_APIKEY"
@@ -61,6 +66,23 @@ class ApiKeySignatureAuthentication(BaseAuthentication):
                 remote_ip=request.META.get("REMOTE_ADDR", ""),
                 required_scope=_required_scope(view, request.method or ""),
             )
+        except SignedRequestError as exc:
+            raise SignedRequestRejected(exc) from exc
+        return key.user, key
+
+    def authenticate_header(self, request: Request) -> str:
+        return "X-MBX-APIKEY"
+
+
+class ApiKeyHeaderAuthentication(BaseAuthentication):
+    """Authenticates by `X-MBX-APIKEY` alone (Binance's USER_STREAM security type)."""
+
+    def authenticate(self, request: Request) -> tuple[User, ApiKey] | None:
+        api_key = request.META.get(API_KEY_HEADER)
+        if api_key is None:
+            return None
+        try:
+            key = verify_api_key(api_key=api_key, remote_ip=request.META.get("REMOTE_ADDR", ""))
         except SignedRequestError as exc:
             raise SignedRequestRejected(exc) from exc
         return key.user, key

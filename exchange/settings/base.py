@@ -94,6 +94,24 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # under PostgreSQL's max_connections beside the Celery workers' connections.
 WEB_THREADS = env_int("WEB_THREADS", 16)
 
+# Websocket streams (exchange.ws): each socket's send queue (full: closed with 4008), the
+# streams one socket may hold, inbound messages a second (beyond: closed with 1008), a
+# socket's longest life, and how often a user stream re-checks its listenKey.
+WS_QUEUE_FRAMES = env_int("WS_QUEUE_FRAMES", 2000)
+WS_MAX_STREAMS = env_int("WS_MAX_STREAMS", 1024)
+WS_INBOUND_MESSAGES_PER_SECOND = env_int("WS_INBOUND_MESSAGES_PER_SECOND", 5)
+WS_MAX_CONNECTION_SECONDS = env_int("WS_MAX_CONNECTION_SECONDS", 86400)
+LISTEN_KEY_CHECK_SECONDS = env_int("LISTEN_KEY_CHECK_SECONDS", 30)
+for _name in (
+    "WS_QUEUE_FRAMES",
+    "WS_MAX_STREAMS",
+    "WS_INBOUND_MESSAGES_PER_SECOND",
+    "WS_MAX_CONNECTION_SECONDS",
+    "LISTEN_KEY_CHECK_SECONDS",
+):
+    if globals()[_name] < 1:
+        raise EnvError(f"{_name} must be at least 1, got {globals()[_name]}")
+
 REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
 
 CACHES = {

@@ -41,6 +41,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -284,7 +285,8 @@ def settle_batch(*, market_id: int, entries: Sequence[Entry]) -> SettleResult:
             handler(batch, event)
     prev_seq = cursor.last_seq
     cursor.last_seq = fresh[-1][SEQ]
-    balances = _write(batch, cursor)
+    now = clock.now()
+    balances = _write(batch, cursor, now)
     result.applied, result.trades, result.last_seq = len(fresh), len(batch.trades), cursor.last_seq
     result.fence_token = cursor.fence_token
     publish_on_commit(
@@ -300,6 +302,7 @@ def settle_batch(*, market_id: int, entries: Sequence[Entry]) -> SettleResult:
             prev_seq=prev_seq,
             seq=cursor.last_seq,
             balances=balances,
+            time=now,
         )
     )
     return result
@@ -450,14 +453,16 @@ _APPLY = {
 }
 
 
-def _write(batch: _Batch, cursor: _Cursor) -> list[tuple[int, str, Decimal, Decimal]]:
-    """Write the batch; return the touched users' balances (for the messages)."""
+def _write(
+    batch: _Batch, cursor: _Cursor, now: datetime
+) -> list[tuple[int, str, Decimal, Decimal]]:
+    """Write the batch at `now` (its trades' time); return the touched users' balances."""
     rules = batch.rules
     last_price = None if batch.last_price_ticks is None else rules.tick * batch.last_price_ticks
     tick, lot = rules.tick_e18, rules.lot_e18
     write_batch(
         market_id=rules.market_id,
-        now=clock.now(),
+        now=now,
         trades=batch.trades,
         orders=[o for o in batch.orders.values() if o.changed],
         last_price=last_price,

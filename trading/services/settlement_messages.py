@@ -5,11 +5,15 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from trading.publish import Message, depth_group, trades_group, user_group
 from trading.services.settlement_orders import SettledOrder, TradeRows
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
 
 
 def batch_messages(
@@ -25,9 +29,16 @@ def batch_messages(
     prev_seq: int,
     seq: int,
     balances: list[tuple[int, str, Decimal, Decimal]],
+    time: datetime,
 ) -> list[Message]:
     """The depth diff, the trades and each touched user's order and balance updates of one
-    settled batch (``depth``: (side, price ticks) -> total lots; ``tick``/``lot`` trimmed)."""
+    settled batch (``depth``: (side, price ticks) -> total lots; ``tick``/``lot`` trimmed).
+
+    Every message carries ``time``, the batch's time in ms since the epoch (the trades'
+    created_at); user messages carry ``prev_seq`` too, so a reader can find the batch's own
+    trades of an order (seq in (prev_seq, seq]).
+    """
+    time_ms = (time - _EPOCH) // _MS
     bids = [[str(tick * p), str(lot * t)] for (s, p), t in depth.items() if s == "buy"]
     asks = [[str(tick * p), str(lot * t)] for (s, p), t in depth.items() if s == "sell"]
     out: list[Message] = [
@@ -38,6 +49,7 @@ def batch_messages(
                 "symbol": symbol,
                 "prev_seq": prev_seq,
                 "seq": seq,
+                "time": time_ms,
                 "bids": bids,
                 "asks": asks,
             },
@@ -50,6 +62,7 @@ def batch_messages(
                 {
                     "type": "trade",
                     "symbol": symbol,
+                    "time": time_ms,
                     "trades": [
                         {
                             "seq": s,
@@ -73,14 +86,28 @@ def batch_messages(
         if order.changed:
             by_user[order.user_id].append(order.as_message(symbol))
     for user_id, updates in by_user.items():
-        out.append((user_group(user_id), {"type": "order.update", "seq": seq, "orders": updates}))
+        out.append(
+            (
+                user_group(user_id),
+                {
+                    "type": "order.update",
+                    "prev_seq": prev_seq,
+                    "seq": seq,
+                    "time": time_ms,
+                    "orders": updates,
+                },
+            )
+        )
     by_balance: dict[int, list[dict[str, str]]] = defaultdict(list)
     for user_id, code, available, locked in balances:
         by_balance[user_id].append(
             {"asset": code, "available": str(available), "locked": str(locked)}
         )
     out.extend(
-        (user_group(user_id), {"type": "balance.update", "seq": seq, "balances": items})
+        (
+            user_group(user_id),
+            {"type": "balance.update", "seq": seq, "time": time_ms, "balances": items},
+        )
         for user_id, items in by_balance.items()
     )
     return out

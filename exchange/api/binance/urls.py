@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from django.urls import URLPattern, re_path
 
-from exchange.api.binance import account, deadman, public
+from exchange.api.binance import account, deadman, public, userstream
 
 urlpatterns: list[URLPattern] = [
     *public.urls,
     *account.urls,
     *deadman.urls,
+    *userstream.urls,
     # Any other /api/v3/ path (one with a newline too): 404 with -1020 in Binance's shape,
     # never an HTML page.
     re_path(r"^[\s\S]*$", public.UnsupportedApi.as_view(), name="compat-not-found"),
