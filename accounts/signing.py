@@ -346,6 +346,22 @@ def verify_signed_request(
     return key
 
 
+def verify_api_key(*, api_key: str, remote_ip: str) -> ApiKey:
+    """Authenticate a request that carries only the API key (Binance's USER_STREAM
+    endpoints, /api/v3/userDataStream): format, existence, active user, revocation, expiry
+    and IP allowlist, as a signed request; no signature, so no scope beyond reading. Raises
+    a SignedRequestError subclass and writes nothing."""
+    if not _API_KEY_FORMAT.fullmatch(api_key or ""):
+        raise ApiKeyFormatInvalid("API-key format invalid.")
+    key = ApiKey.objects.select_related("user").filter(key=api_key).first()
+    if key is None or not key.user.is_active:
+        raise ApiKeyInvalid("Invalid API-key, IP, or permissions for action.")
+    _check_key_usable(key=key, remote_ip=remote_ip)
+    if not key.can_read:
+        raise ScopeMissing("This key lacks the read permission.")
+    return key
+
+
 def _check_key_usable(*, key: ApiKey, remote_ip: str) -> None:
     if key.revoked_at is not None:
         raise ApiKeyRevoked("This API key was revoked.")
