@@ -63,7 +63,7 @@ def parse(raw: object) -> StreamName:
         return StreamName(name, ALL_MINI_TICKERS)
     if name == USER_STREAM_NAME:
         return StreamName(name, USER)
-    found = _SYMBOL_STREAM.match(name)
+    found = _SYMBOL_STREAM.fullmatch(name)
     if found is None:
         raise StreamNameError(f"Invalid stream name {raw[:MAX_NAME_CHARS]!r}.")
     symbol, rest = found["symbol"].upper(), found["rest"]
