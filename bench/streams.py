@@ -1,0 +1,247 @@
+"""Websocket streams benchmark: N clients on a busy market while the pipeline runs.
+
+    python -m bench.streams [--clients 100] [--rate 2000] [--orders 30000] [--seed 1]
+
+The pipeline of bench.pipeline (one market, its matching loop and settlement consumer in
+their own processes, orders injected at `--rate` per second) settles into PostgreSQL and
+publishes each batch to Redis; one uvicorn (`exchange.asgi:application`, production
+settings) serves `--clients` websocket clients, each on
+`/stream?streams=<s>@depth@100ms/<s>@trade` (combined), run by one asyncio process on the
+same two cores (the honest way here: its CPU is taken from the server's).
+
+Per trade frame a client records now - T, T being the trade's time (the settlement
+batch's time, taken just before its rows are written): **settle-to-client latency**,
+commit and publish included. Reported: p50 / p99 / max over every trade frame of every
+client; trades each client missed (the market's trades in the window x clients - frames
+received); depth-chain breaks (U != previous u + 1) and closes by code (4008 = too slow).
+Database BENCH_DATABASE_URL (default exchange_bench_streams), Redis BENCH_REDIS_URL
+(default db 8, flushed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections import Counter
+from pathlib import Path
+
+os.environ["DATABASE_URL"] = os.environ.get(
+    "BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/exchange_bench_streams"
+)
+os.environ["REDIS_URL"] = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/8")
+os.environ["DJANGO_SETTINGS_MODULE"] = "exchange.settings.base"
+os.environ.setdefault("DEBUG", "false")
+os.environ.setdefault("SECRET_KEY", "bench-only-secret-key-0123456789abcdef0123456789abcdef")
+os.environ.setdefault("API_KEY_ENCRYPTION_KEY", "ZGV2LW9ubHkta2V5LWNoYW5nZS1tZS0wMTIzNDU2Nzg=")
+os.environ.setdefault("LOG_LEVEL", "WARNING")
+os.environ["SECURE_SSL_REDIRECT"] = "false"
+
+from bench import pipeline
+
+ROOT = Path(__file__).resolve().parent.parent
+HANDSHAKES_AT_ONCE = 50
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# --------------------------------------------------------------------------- clients
+
+
+async def _client(
+    url: str, stop_at: float, hist: Counter[int], out: dict, gate: asyncio.Semaphore
+) -> None:
+    import orjson
+    from websockets.asyncio.client import connect
+    from websockets.exceptions import ConnectionClosed
+
+    async with gate:
+        ws = await connect(url, max_queue=None, open_timeout=60)
+    out["connected"] += 1
+    trades = breaks = 0
+    last_u: int | None = None
+    code = None
+    try:
+        while True:
+            left = stop_at - time.time()
+            if left <= 0:
+                break
+            try:
+                raw = await asyncio.wait_for(ws.recv(), left)
+            except TimeoutError:
+                break
+            frame = orjson.loads(raw)
+            data = frame["data"]
+            if data.get("e") == "trade":
+                trades += 1
+                hist[time.time_ns() // 1_000_000 - data["T"]] += 1
+            elif data.get("e") == "depthUpdate":
+                if last_u is not None and data["U"] != last_u + 1:
+                    breaks += 1
+                last_u = data["u"]
+    except ConnectionClosed as exc:
+        code = exc.rcvd.code if exc.rcvd else 1006
+    finally:
+        await ws.close()
+    out["trades"].append(trades)
+    out["breaks"] += breaks
+    out["closes"][str(code)] += 1
+
+
+async def _clients(
+    port: int, stream: str, clients: int, seconds: float, ready: Path, result: Path
+) -> None:
+    url = f"ws://127.0.0.1:{port}/stream?streams={stream}@depth@100ms/{stream}@trade"
+    hist: Counter[int] = Counter()
+    out: dict = {"trades": [], "breaks": 0, "closes": Counter(), "connected": 0}
+    gate = asyncio.Semaphore(HANDSHAKES_AT_ONCE)
+    stop_at = time.time() + seconds
+    tasks = [asyncio.create_task(_client(url, stop_at, hist, out, gate)) for _ in range(clients)]
+    while gate._value < HANDSHAKES_AT_ONCE or any(not t.done() and False for t in tasks):
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(1.0)
+    ready.write_text("ready")
+    await asyncio.gather(*tasks, return_exceptions=True)
+    result.write_text(
+        json.dumps({"hist": list(hist.items()), **out, "closes": dict(out["closes"])})
+    )
+
+
+def _client_main(argv: list[str]) -> None:
+    port, stream, clients, seconds, ready, result = argv
+    asyncio.run(
+        _clients(int(port), stream, int(clients), float(seconds), Path(ready), Path(result))
+    )
+
+
+# --------------------------------------------------------------------------- the run
+
+
+def _percentile(hist: list[tuple[int, int]], q: float) -> int:
+    total = sum(c for _, c in hist)
+    seen = 0
+    for value, count in sorted(hist):
+        seen += count
+        if seen >= q * total:
+            return value
+    return -1
+
+
+def run(clients: int, rate: float, orders: int, seed: int) -> dict:
+    pipeline._ensure_database()
+    pipeline._setup_django()
+    pipeline._reset()
+    commands = pipeline._prepare(1, orders, seed)
+    symbol = next(iter(commands))
+    stream = symbol.replace("-", "").lower()
+    from django.db import connection
+
+    with connection.cursor() as cur:
+        cur.execute("ANALYZE")
+    connection.close()
+    logdir = Path(tempfile.mkdtemp(prefix="bench-streams-"))
+    port = _free_port()
+    web_log = open(logdir / "web.log", "wb")  # noqa: SIM115
+    web = subprocess.Popen(
+        [str(Path(sys.executable).parent / "uvicorn"), "exchange.asgi:application", "--host",
+         "127.0.0.1", "--port", str(port), "--log-level", "warning"],
+        cwd=ROOT, env=os.environ, stdout=web_log, stderr=web_log,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v3/ping", timeout=2)
+            break
+        except OSError:
+            if time.monotonic() > deadline or web.poll() is not None:
+                raise SystemExit((logdir / "web.log").read_text()) from None
+            time.sleep(0.2)
+    seconds = orders / rate + 60
+    logs = {symbol: str(logdir / "settle.json")}
+    loops = [
+        pipeline._spawn(role, symbol, seconds, logs[symbol]) for role in ("matching", "settlement")
+    ]
+    window = orders / rate + 8
+    ready, result = logdir / "ready", logdir / "clients.json"
+    client_proc = subprocess.Popen(
+        [sys.executable, "-m", "bench.streams", "--client", str(port), stream, str(clients),
+         str(window + 10), str(ready), str(result)],
+        cwd=ROOT, env=os.environ,
+    )  # fmt: skip
+    while not ready.exists():
+        if client_proc.poll() is not None:
+            raise SystemExit("the clients did not start")
+        time.sleep(0.1)
+    time.sleep(2.5)  # the loops' interpreters have started and hold their leases
+    from trading.models import Trade
+
+    first_trade = Trade.objects.order_by("-seq").values_list("seq", flat=True).first() or 0
+    cpu_before = _cpu(web.pid)
+    t0 = time.time()
+    pipeline._inject(commands, rate)
+    injected = time.time() - t0
+    client_proc.wait(window + 120)
+    cpu_web = _cpu(web.pid) - cpu_before
+    for proc in (*loops, web):
+        proc.terminate()
+    for proc in (*loops, web):
+        proc.wait(60)
+    data = json.loads(result.read_text())
+    trades_total = Trade.objects.filter(seq__gt=first_trade).count()
+    received = data["trades"]
+    hist = [tuple(x) for x in data["hist"]]
+    expected = trades_total * len(received)
+    return {
+        "clients": clients,
+        "rate": rate,
+        "orders": orders,
+        "inject_seconds": round(injected, 1),
+        "trades": trades_total,
+        "trade_frames": sum(received),
+        "missed_trade_frames": expected - sum(received),
+        "missed_pct": round(100 * (expected - sum(received)) / expected, 2) if expected else None,
+        "settle_to_client_ms_p50_p99_max": [
+            _percentile(hist, 0.5),
+            _percentile(hist, 0.99),
+            max((v for v, _ in hist), default=-1),
+        ],
+        "depth_chain_breaks": data["breaks"],
+        "closes_by_code": data["closes"],
+        "web_cpu_seconds": round(cpu_web, 1),
+    }
+
+
+def _cpu(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--client", nargs=6)
+    parser.add_argument("--clients", type=int, default=100)
+    parser.add_argument("--rate", type=float, default=2000)
+    parser.add_argument("--orders", type=int, default=30000)
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+    if args.client:
+        _client_main(args.client)
+        return
+    print(f"{platform.node()} cores={os.cpu_count()} load={os.getloadavg()}", flush=True)
+    print(json.dumps(run(args.clients, args.rate, args.orders, args.seed)), flush=True)
+
+
+if __name__ == "__main__":
+    main()
