@@ -65,6 +65,7 @@ SNAPSHOT_LEVELS = 5000  # per side: the deepest REST snapshot, and what a feed k
 TICK_SECONDS = 0.1
 SLOW_EVERY = 10  # ticks: the 1000 ms depth, tickers and klines
 RESYNC_ATTEMPTS = 4
+MAX_BUFFERED = 1000  # diffs held while a snapshot is read
 GROUP_REFRESH_SECONDS = 600.0  # channels-redis forgets a group member after a day
 
 
@@ -159,7 +160,13 @@ class MarketFeed:
     async def _start(self) -> None:
         for reader in self.readers:
             await reader.joined.wait()  # in the group before the snapshot: no diff missed
-        await self._resync(first=True)
+        while True:
+            try:
+                await self._resync(first=True)
+                break
+            except Exception:  # PostgreSQL away: the feed waits, its buffer is bounded
+                logger.exception("websocket feed of %s cannot read its snapshot", self.symbol)
+                await asyncio.sleep(1.0)
         tick = 0
         while True:
             await asyncio.sleep(TICK_SECONDS)
@@ -182,38 +189,42 @@ class MarketFeed:
         times; what is then still ahead is dropped: the next diff finds the gap and resyncs.
         """
         self.syncing = True
-        for attempt in range(RESYNC_ATTEMPTS):
-            snapshot = await self._snapshot()
-            bids, asks = SortedDict(snapshot.bids), SortedDict(snapshot.asks)
-            if not first:
-                for side, old, new in (("buy", self.bids, bids), ("sell", self.asks, asks)):
-                    for price in old.keys() - new.keys():
-                        self._changed(side, price, Decimal(0))
-                    for price, quantity in new.items():
-                        if old.get(price) != quantity:
-                            self._changed(side, price, quantity)
-            self.bids, self.asks = bids, asks
-            self.seq = snapshot.last_update_id
-            if first:
-                for pending in self.pending.values():
-                    pending.emitted = self.seq
-                first = False
-            buffered, self.buffer = self.buffer, []
-            ahead = [m for m in buffered if m["seq"] > self.seq]
-            while ahead and ahead[0]["prev_seq"] <= self.seq:
-                self._apply(ahead.pop(0))
-            if not ahead:
-                break
-            self.resyncs += 1
-            if attempt + 1 < RESYNC_ATTEMPTS:
-                self.buffer = ahead + self.buffer
-                await asyncio.sleep(0.05 * (attempt + 1))
-        self.syncing = False
+        try:
+            for attempt in range(RESYNC_ATTEMPTS):
+                snapshot = await self._snapshot()
+                bids, asks = SortedDict(snapshot.bids), SortedDict(snapshot.asks)
+                if not first:
+                    for side, old, new in (("buy", self.bids, bids), ("sell", self.asks, asks)):
+                        for price in old.keys() - new.keys():
+                            self._changed(side, price, Decimal(0))
+                        for price, quantity in new.items():
+                            if old.get(price) != quantity:
+                                self._changed(side, price, quantity)
+                self.bids, self.asks = bids, asks
+                self.seq = snapshot.last_update_id
+                if first:
+                    for pending in self.pending.values():
+                        pending.emitted = self.seq
+                    first = False
+                buffered, self.buffer = self.buffer, []
+                ahead = [m for m in buffered if m["seq"] > self.seq]
+                while ahead and ahead[0]["prev_seq"] <= self.seq:
+                    self._apply(ahead.pop(0))
+                if not ahead:
+                    break
+                self.resyncs += 1
+                if attempt + 1 < RESYNC_ATTEMPTS:
+                    self.buffer = ahead + self.buffer
+                    await asyncio.sleep(0.05 * (attempt + 1))
+        finally:
+            self.syncing = self.seq is None  # a failed read: the next gap reads again
         self._book_ticker()
 
     async def _on_depth(self, message: dict[str, Any]) -> None:
         if self.syncing:
             self.buffer.append(message)
+            if len(self.buffer) > MAX_BUFFERED:  # the oldest go: a later snapshot covers them
+                del self.buffer[: len(self.buffer) - MAX_BUFFERED]
             return
         assert self.seq is not None  # noqa: S101 - set by the first resync
         if message["seq"] <= self.seq:
