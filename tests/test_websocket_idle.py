@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from decimal import Decimal
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -114,7 +115,8 @@ def test_idle_websocket_stays_open_and_receives(assets, uvicorn_port):
     received, pong_seconds = asyncio.run(_idle_then_receive(port, message))
 
     assert received["e"] == "depthUpdate"
-    assert (received["U"], received["u"], received["b"]) == (1, 1, [["50000.00", "1.00000"]])
+    assert (received["U"], received["u"]) == (1, 1)
+    assert [[Decimal(x) for x in level] for level in received["b"]] == [[50000, 1]]
     assert pong_seconds < 5
     log = log_path.read_text(errors="replace")
     assert "TimeoutError" not in log, log[-4000:]
