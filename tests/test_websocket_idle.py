@@ -17,9 +17,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from decimal import Decimal
 import urllib.request
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
