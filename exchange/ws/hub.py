@@ -1,7 +1,7 @@
 """The per-process fan-out: one reader per channels group, shared by every local socket.
 
 Settlement sends each settled batch to the groups `depth.<symbol>`, `trades.<symbol>` and
-`user.<id>` (trading.publish). A web process joins a group once, for as long as one of its
+`user.<id>` (exchange.publish). A web process joins a group once, for as long as one of its
 sockets needs it, and turns the group's messages into Binance payloads encoded once and
 handed to every subscribed socket (`Subscriber.deliver`, which never blocks: each socket
 has its own bounded queue, exchange.ws.app). So a slow socket costs only itself, and
@@ -50,6 +50,7 @@ from django.db.models import Q
 from sortedcontainers import SortedDict
 
 from exchange.api.binance.base import binance_symbol
+from exchange.publish import depth_group, trades_group, user_group
 from exchange.ws import frames
 from exchange.ws import names as n
 from markets import selectors
@@ -57,7 +58,6 @@ from markets.marketdata.common import places
 from markets.marketdata.intervals import INTERVALS
 from markets.models import Market
 from trading.models import Order, Trade
-from trading.publish import depth_group, trades_group, user_group
 
 logger = logging.getLogger(__name__)
 

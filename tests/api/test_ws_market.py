@@ -19,6 +19,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from accounts.models import Asset, User
+from exchange.publish import flush_published
 from markets import selectors
 from markets.models import Market
 from tests.api.conftest import call
@@ -26,7 +27,6 @@ from tests.api.ws_helpers import GapDetected, LocalBook, recv_json, request, res
 from tests.conftest import fund
 from tests.trading.conftest import btc_usdt  # noqa: F401  (the fixture)
 from tests.trading.pipeline_helpers import loops_running, wait_settled
-from trading.publish import flush_published
 from trading.services.orders import place_order
 from trading.validation import OrderSpec
 

@@ -16,6 +16,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from accounts.models import Asset, User
+from exchange.publish import flush_published
 from markets.models import Market
 from tests.api.conftest import call, make_key, uvicorn_serving
 from tests.api.ws_helpers import recv_json, ws_url
@@ -23,7 +24,6 @@ from tests.conftest import balance_of, fund, make_user
 from tests.trading.conftest import btc_usdt  # noqa: F401  (the fixture)
 from tests.trading.pipeline_helpers import loops_running, wait_settled
 from trading.models import Order, Trade
-from trading.publish import flush_published
 from trading.redis import get_redis
 from trading.services.orders import place_order
 from trading.validation import OrderSpec

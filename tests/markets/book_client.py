@@ -38,13 +38,13 @@ from typing import Any
 from channels.layers import get_channel_layer
 from django.db import connection
 
+from exchange.publish import depth_group
 from markets.marketdata.common import quantizer
 from markets.marketdata.depth import Depth, Level
 from markets.models import Market
 from markets.selectors import depth
 from trading.engine.matching import Engine
 from trading.matching import _apply_entries
-from trading.publish import depth_group
 from trading.recovery import LoopState
 from trading.redis import get_redis
 from trading.services.settlement import SettleResult, settle_batch

@@ -27,6 +27,7 @@ import pytest
 from django.db import connection
 
 from accounts.models import Asset, User
+from exchange.publish import flush_published
 from markets.models import DepthLevel, Market
 from markets.selectors import depth
 from tests.conftest import assert_ledger_clean, fund, make_user
@@ -52,7 +53,6 @@ from tests.trading.pipeline_helpers import (
 )
 from trading.lease import is_lease_live
 from trading.models import SettlementCursor
-from trading.publish import flush_published
 from trading.recovery import load_latest_state
 from trading.redis import get_redis
 from trading.services.orders import place_order
@@ -199,15 +199,15 @@ def test_a_killed_matching_loop_is_invisible_to_the_book(assets: dict[str, Asset
 
 
 # Run with ``python -c``: a settlement worker that SIGKILLs itself in the publish step of
-# its n-th batch with level changes. trading.publish.publish_now runs from on_commit, so the
+# its n-th batch with level changes. exchange.publish.publish_now runs from on_commit, so the
 # batch (and the cursor) is committed and its diff is never sent.
 _DYING_SETTLEMENT = """
 import os, signal, sys
 import django
 django.setup()
-import trading.publish
+import exchange.publish
 from tests.trading.pipeline_helpers import _main
-original, seen = trading.publish.publish_now, [0]
+original, seen = exchange.publish.publish_now, [0]
 def publish_or_die(messages):
     diff = next(m for _, m in messages if m["type"] == "depth.diff")
     if diff["bids"] or diff["asks"]:
@@ -216,7 +216,7 @@ def publish_or_die(messages):
             print("LOST", diff["prev_seq"], diff["seq"], flush=True)
             os.kill(os.getpid(), signal.SIGKILL)
     original(messages)
-trading.publish.publish_now = publish_or_die
+exchange.publish.publish_now = publish_or_die
 sys.exit(_main(["settlement", {symbol!r}, "60"]))
 """
 

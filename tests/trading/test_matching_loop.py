@@ -10,13 +10,13 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
 from accounts.models import Asset, Balance, BalanceKind, User
+from exchange.publish import flush_published
 from markets.models import Market
 from tests.conftest import balance_of, fund
 from tests.trading.pipeline_helpers import loops_running, wait_settled
 from trading.lease import Lease
 from trading.matching import run_matching_loop
 from trading.models import Order, OrderStatus, OutboxEntry, SettlementCursor, Trade
-from trading.publish import flush_published
 from trading.services.orders import cancel_order, place_order
 from trading.services.outbox import publish_outbox
 from trading.validation import OrderSpec

@@ -50,8 +50,8 @@ from django.db import transaction
 from accounts.models import BalanceKind, Bucket, EntryKind
 from accounts.services.ledger import Move, apply_moves
 from exchange import clock
+from exchange.publish import publish_on_commit
 from trading.models import OrderStatus, SettlementCursor
-from trading.publish import publish_on_commit
 from trading.services.settlement_messages import batch_messages
 from trading.services.settlement_orders import (
     SettledOrder,

@@ -1,5 +1,5 @@
 """The channels messages of one settled batch (trading.services.settlement builds the batch,
-trading.publish sends these after its transaction commits)."""
+exchange.publish sends these after its transaction commits)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from trading.publish import Message, depth_group, trades_group, user_group
+from exchange.publish import Message, depth_group, trades_group, user_group
 from trading.services.settlement_orders import SettledOrder, TradeRows
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -1,4 +1,8 @@
-"""Fan settled results out to channels groups, after the settlement transaction commits.
+"""Fan settled results out to channels groups, after the writing transaction commits.
+
+Settlement (trading.services.settlement) and the balance services of accounts (deposits,
+withdrawals) publish through here; the websocket hub (exchange.ws.hub) reads the groups.
+This module imports no app, so every app may use it.
 
 Groups: ``depth.<symbol>`` (one "depth.diff" per settled batch: ``prev_seq`` -> ``seq`` and
 the levels that changed, so a client detects a gap when a message's prev_seq is not the
@@ -20,8 +24,6 @@ from typing import Any
 
 from channels.layers import get_channel_layer
 from django.db import transaction
-
-from trading.background import Worker
 
 logger = logging.getLogger(__name__)
 
@@ -72,20 +74,20 @@ class _Publisher:
         self._idle = threading.Condition()
         self.pending = 0
         self.dropped = 0
-        # One step that runs the event loop for good; if it ever fails, that is logged and
-        # the thread ends (trading.background).
-        self._worker = Worker("channels-publisher", self._run, on_start=self._setup)
-        self._worker.start()
+        # One daemon thread runs the event loop for good; if it ever fails, that is logged.
+        self._thread = threading.Thread(target=self._run, name="channels-publisher", daemon=True)
+        self._thread.start()
         self._ready.wait()
 
-    def _setup(self) -> None:
+    def _run(self) -> None:
         asyncio.set_event_loop(self._loop)
         self._queue = asyncio.Queue(self.MAX_PENDING)
         self._ready.set()
-
-    def _run(self) -> bool:
-        self._loop.run_until_complete(self._main())
-        return False
+        try:
+            self._loop.run_until_complete(self._main())
+        except BaseException:
+            logger.exception("the channels publisher stopped")
+            raise
 
     async def _main(self) -> None:
         assert self._queue is not None  # noqa: S101 - set before _ready
