@@ -9,6 +9,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from accounts.models import IdempotencyRecord
+from accounts.webhooks.deliver import deliver_due_webhooks
 
 PURGE_BATCH = 10_000
 
@@ -34,3 +35,10 @@ def purge_idempotency_records() -> int:
 def purge_idempotency_records_task() -> None:
     """Beat, hourly: purge_idempotency_records."""
     purge_idempotency_records()
+
+
+@shared_task(name="accounts.tasks.deliver_webhooks", ignore_result=True)
+def deliver_webhooks_task() -> None:
+    """Beat, every few seconds: deliver due webhook events (accounts.webhooks.deliver).
+    Overlapping runs on several workers take different rows (SKIP LOCKED and a lease)."""
+    deliver_due_webhooks()
