@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from decimal import Context, Decimal
 from typing import Any
 
 from django.db import connection
@@ -36,6 +36,7 @@ from exchange.pgarray import int_array, text_array
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)
+_EXACT = Context(prec=80)  # 36-digit amounts must never round or raise
 
 _USER_EVENT_SQL = """
 INSERT INTO accounts_webhookdelivery (endpoint_id, event_id, event_type, payload, status,
@@ -213,7 +214,7 @@ def record_user_event(
 
 def amount_text(value: Decimal, places: int) -> str:
     """A Decimal as a fixed-point string with the asset's `places` (as the v1 API shows it)."""
-    return format(value.quantize(Decimal(1).scaleb(-places)), "f")
+    return format(value.quantize(Decimal(1).scaleb(-places), context=_EXACT), "f")
 
 
 def epoch_ms(moment: datetime) -> int:
