@@ -58,6 +58,12 @@ app.conf.beat_schedule = {
         "schedule": 2.0,
         "options": {"expires": 10.0},
     },
+    # Delivered and dead webhook deliveries past WEBHOOKS_RETENTION_DAYS.
+    "accounts.purge_webhook_deliveries": {
+        "task": "accounts.tasks.purge_webhook_deliveries",
+        "schedule": 3600.0,
+        "options": {"expires": 3000.0},
+    },
     # v1 Idempotency-Key records past IDEMPOTENCY_KEY_TTL_HOURS (they no longer count).
     "accounts.purge_idempotency_records": {
         "task": "accounts.tasks.purge_idempotency_records",

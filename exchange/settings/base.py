@@ -204,6 +204,8 @@ WEBHOOKS_BREAKER_COOLDOWN_SECONDS = env_int("WEBHOOKS_BREAKER_COOLDOWN_SECONDS",
 # mid-delivery leaves it to be retried after this. Must exceed a claimed batch's worst case
 # (deliver.CLAIM_BATCH x (connect + read timeouts)).
 WEBHOOKS_LEASE_SECONDS = float(env_str("WEBHOOKS_LEASE_SECONDS", "120"))
+# Delivered and dead deliveries are kept this long (the pages and the API list them).
+WEBHOOKS_RETENTION_DAYS = env_int("WEBHOOKS_RETENTION_DAYS", 30)
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / ".local" / "staticfiles"

@@ -351,3 +351,32 @@ def test_the_task_delivers(alice, receiver) -> None:
     deliver_webhooks_task.apply()  # what a worker runs for beat's message
 
     assert WebhookDelivery.objects.get().status == DELIVERED
+
+
+def test_a_host_name_is_resolved_checked_and_sent_as_the_host_header(alice, receiver) -> None:
+    port = receiver.server.server_address[1]
+    endpoint_for(alice, f"http://localhost:{port}/ok")
+    event(alice)
+
+    deliver_due_webhooks()
+
+    (request,) = receiver.requests
+    assert request.headers["Host"] == f"localhost:{port}"
+    assert WebhookDelivery.objects.get().status == DELIVERED
+
+
+def test_old_finished_deliveries_are_purged_and_pending_ones_kept(alice, receiver) -> None:
+    from accounts.tasks import purge_webhook_deliveries
+
+    endpoint_for(alice, receiver.url("/ok"))
+    for n in range(3):
+        event(alice, n)
+    old = timezone.now() - timedelta(days=31)
+    rows = list(WebhookDelivery.objects.order_by("pk"))
+    WebhookDelivery.objects.filter(pk=rows[0].pk).update(status=DELIVERED, created_at=old)
+    WebhookDelivery.objects.filter(pk=rows[1].pk).update(status=DEAD, created_at=old)
+    WebhookDelivery.objects.filter(pk=rows[2].pk).update(created_at=old)  # still pending
+
+    assert purge_webhook_deliveries() == 2
+
+    assert list(WebhookDelivery.objects.values_list("pk", flat=True)) == [rows[2].pk]
