@@ -11,13 +11,13 @@ call) records nothing twice. Event ids are derived from the settled data only:
 * ``trade:<market id>:<trade seq>:<buy|sell>`` (the side of the user told; a self-trade
   tells its owner twice, once per side)
 
-Settlement (trading.services.settlement) calls ``record_settlement_events`` with the batch's
-changed orders and trades as plain columns; it is the batch's one extra statement and
-joins the endpoint table first, so users without an endpoint cost only an index probe.
-The statement reads ``trading_order`` (client order id, type) and ``trading_trade`` (the
-trade's id) by table name for the rows that have an endpoint: SQL, not an import, so the
-layer rule (accounts never imports trading) holds; both tables are already locked or
-written in settlement's transaction.
+Settlement (trading.services.settlement) calls ``record_settlement_events`` with the ids of
+the batch's changed orders and trades (plain columns); it is the batch's one extra
+statement and joins the endpoint table first, so users without an endpoint cost only an
+index probe. For the rows that have an endpoint it reads the payloads from ``trading_order``
+and ``trading_trade`` by table name: SQL, not an import, so the layer rule (accounts never
+imports trading) holds; settlement wrote (and locked) those rows earlier in the same
+transaction, so the payload is exactly what was settled.
 """
 
 from __future__ import annotations
@@ -32,7 +32,8 @@ from django.db import connection
 from django.utils import timezone
 
 from accounts.models import Deposit, WebhookEventType, Withdrawal
-from exchange.pgarray import int_array, text_array
+from exchange.db import PreparedStatement
+from exchange.pgarray import int_array
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)
@@ -48,95 +49,88 @@ WHERE e.user_id = %(user_id)s AND e.is_active AND %(event_type)s = ANY(e.events)
 ON CONFLICT (endpoint_id, event_id) DO NOTHING
 """
 
-# Amounts arrive as integers of 1e-18 units (settlement's own representation) and leave as
-# decimal strings without trailing zeros (trim_scale): exact, never a float.
-_SETTLEMENT_SQL = """
-WITH o AS (
-    SELECT v.*, e.id AS endpoint_id
-    FROM unnest(%(o_id)s::bigint[], %(o_user)s::bigint[], %(o_side)s::text[],
-                %(o_status)s::text[], %(o_price)s::numeric[], %(o_quantity)s::numeric[],
-                %(o_filled_quantity)s::numeric[], %(o_filled_quote)s::numeric[],
-                %(o_fee)s::numeric[])
-         AS v(id, user_id, side, status, price, quantity, filled_quantity, filled_quote, fee)
-    JOIN accounts_webhookendpoint e
-      ON e.user_id = v.user_id AND e.is_active AND 'order.update' = ANY(e.events)
+# The batch's changed orders and its trades arrive as ids only (plus the user each row
+# tells, to join the endpoints first): the payloads are read from the order and trade rows
+# settlement wrote a statement earlier in this transaction, and only for rows that have an
+# endpoint. The batch's distinct users are probed first (`subscribed`, one index scan): a
+# batch without subscribers joins nothing and costs a few bigint arrays, not the parse of a
+# dozen numeric arrays. Amounts leave as decimal strings
+# without trailing zeros (trim_scale of numeric(36, 18)): exact, never a float. Prepared
+# once per connection, as settlement's own statements are.
+_SETTLEMENT = PreparedStatement(
+    "accounts_webhook_settlement_events",
+    """
+WITH subscribed AS MATERIALIZED (
+    SELECT e.id, e.user_id, e.events FROM accounts_webhookendpoint e
+    WHERE e.user_id = ANY(%(users)s::bigint[]) AND e.is_active
+), o AS (
+    SELECT v.id, e.id AS endpoint_id
+    FROM subscribed e
+    JOIN unnest(%(o_id)s::bigint[], %(o_user)s::bigint[]) AS v(id, user_id)
+      ON v.user_id = e.user_id
+    WHERE 'order.update' = ANY(e.events)
 ), t AS (
-    SELECT v.*, e.id AS endpoint_id
-    FROM unnest(%(t_seq)s::bigint[], %(t_order)s::bigint[], %(t_user)s::bigint[],
-                %(t_side)s::text[], %(t_maker)s::boolean[], %(t_price)s::numeric[],
-                %(t_quantity)s::numeric[], %(t_quote)s::numeric[], %(t_fee)s::numeric[])
-         AS v(seq, order_id, user_id, side, is_maker, price, quantity, quote, fee)
-    JOIN accounts_webhookendpoint e
-      ON e.user_id = v.user_id AND e.is_active AND 'trade' = ANY(e.events)
+    SELECT v.seq, v.order_id, e.id AS endpoint_id
+    FROM subscribed e
+    JOIN unnest(%(t_seq)s::bigint[], %(t_order)s::bigint[], %(t_user)s::bigint[])
+         AS v(seq, order_id, user_id)
+      ON v.user_id = e.user_id
+    WHERE 'trade' = ANY(e.events)
 ), events AS (
-    SELECT o.endpoint_id, 'order:' || o.id || ':' || %(batch_seq)s AS event_id,
+    SELECT o.endpoint_id, 'order:' || r.id || ':' || %(batch_seq)s::bigint AS event_id,
            'order.update' AS event_type,
            jsonb_build_object(
-               'id', o.id, 'client_order_id', r.client_order_id, 'symbol', %(symbol)s,
-               'side', o.side, 'type', r.order_type, 'status', o.status,
-               'price', trim_scale(o.price * 1e-18)::text,
-               'quantity', trim_scale(o.quantity * 1e-18)::text,
-               'filled_quantity', trim_scale(o.filled_quantity * 1e-18)::text,
-               'filled_quote', trim_scale(o.filled_quote * 1e-18)::text,
-               'fee_paid', trim_scale(o.fee * 1e-18)::text,
-               'updated_at', %(now_ms)s::bigint
+               'id', r.id, 'client_order_id', r.client_order_id, 'symbol', %(symbol)s::text,
+               'side', r.side, 'type', r.order_type, 'status', r.status,
+               'price', trim_scale(r.price)::text,
+               'quantity', trim_scale(r.quantity)::text,
+               'filled_quantity', trim_scale(r.filled_quantity)::text,
+               'filled_quote', trim_scale(r.filled_quote)::text,
+               'fee_paid', trim_scale(r.fee_paid)::text,
+               'updated_at', floor(extract(epoch FROM r.updated_at) * 1000)::bigint
            ) AS payload
     FROM o JOIN trading_order r ON r.id = o.id
     UNION ALL
-    SELECT t.endpoint_id, 'trade:' || %(market_id)s || ':' || t.seq || ':' || t.side,
+    SELECT t.endpoint_id,
+           'trade:' || x.market_id || ':' || x.seq || ':'
+               || CASE WHEN x.buy_order_id = t.order_id THEN 'buy' ELSE 'sell' END,
            'trade',
            jsonb_build_object(
-               'id', (SELECT x.id FROM trading_trade x
-                      WHERE x.market_id = %(market_id)s AND x.seq = t.seq),
-               'seq', t.seq, 'symbol', %(symbol)s, 'order_id', t.order_id, 'side', t.side,
-               'is_maker', t.is_maker,
-               'price', trim_scale(t.price * 1e-18)::text,
-               'quantity', trim_scale(t.quantity * 1e-18)::text,
-               'quote_quantity', trim_scale(t.quote * 1e-18)::text,
-               'fee', trim_scale(t.fee * 1e-18)::text,
-               'fee_asset', (SELECT a.code FROM accounts_asset a WHERE a.id = %(fee_asset_id)s),
-               'time', %(now_ms)s::bigint
+               'id', x.id, 'seq', x.seq, 'symbol', %(symbol)s::text, 'order_id', t.order_id,
+               'side', CASE WHEN x.buy_order_id = t.order_id THEN 'buy' ELSE 'sell' END,
+               'is_maker', x.maker_order_id = t.order_id,
+               'price', trim_scale(x.price)::text,
+               'quantity', trim_scale(x.quantity)::text,
+               'quote_quantity', trim_scale(x.quote_quantity)::text,
+               'fee', trim_scale(
+                   CASE WHEN x.maker_order_id = t.order_id THEN x.maker_fee ELSE x.taker_fee END
+               )::text,
+               'fee_asset', (SELECT a.code FROM accounts_asset a
+                             WHERE a.id = %(fee_asset_id)s::bigint),
+               'time', floor(extract(epoch FROM x.created_at) * 1000)::bigint
            )
-    FROM t
+    FROM t JOIN trading_trade x ON x.market_id = %(market_id)s::bigint AND x.seq = t.seq
 )
 INSERT INTO accounts_webhookdelivery (endpoint_id, event_id, event_type, payload, status,
     attempts, next_attempt_at, last_error, created_at)
-SELECT endpoint_id, event_id, event_type, payload, 'pending', 0, %(now)s, '', %(now)s
+SELECT endpoint_id, event_id, event_type, payload, 'pending', 0, %(now)s::timestamptz, '',
+       %(now)s::timestamptz
 FROM events
 ON CONFLICT (endpoint_id, event_id) DO NOTHING
-"""
+""",
+)
 
 
 @dataclass(slots=True)
-class OrderColumns:
-    """Changed orders of a settlement batch, column by column; amounts in 1e-18 units
-    (price and quantity None where the order has none)."""
+class SettlementEvents:
+    """What a settled batch changed, as plain columns: each changed order with its owner,
+    and each trade once per side (its seq, that side's order and that order's owner)."""
 
-    id: list[int] = field(default_factory=list)
-    user_id: list[int] = field(default_factory=list)
-    side: list[str] = field(default_factory=list)
-    status: list[str] = field(default_factory=list)
-    price_e18: list[int | None] = field(default_factory=list)
-    quantity_e18: list[int | None] = field(default_factory=list)
-    filled_quantity_e18: list[int] = field(default_factory=list)
-    filled_quote_e18: list[int] = field(default_factory=list)
-    fee_paid_e18: list[int] = field(default_factory=list)
-
-
-@dataclass(slots=True)
-class TradeColumns:
-    """A settlement batch's trades, one row per side (buyer's and seller's), column by
-    column; amounts in 1e-18 units, `fee_e18` the fee of that side."""
-
-    seq: list[int] = field(default_factory=list)
     order_id: list[int] = field(default_factory=list)
-    user_id: list[int] = field(default_factory=list)
-    side: list[str] = field(default_factory=list)
-    is_maker: list[bool] = field(default_factory=list)
-    price_e18: list[int] = field(default_factory=list)
-    quantity_e18: list[int] = field(default_factory=list)
-    quote_e18: list[int] = field(default_factory=list)
-    fee_e18: list[int] = field(default_factory=list)
+    order_user_id: list[int] = field(default_factory=list)
+    trade_seq: list[int] = field(default_factory=list)
+    trade_order_id: list[int] = field(default_factory=list)
+    trade_user_id: list[int] = field(default_factory=list)
 
 
 def record_settlement_events(
@@ -145,46 +139,32 @@ def record_settlement_events(
     symbol: str,
     fee_asset_id: int,
     batch_seq: int,
-    now: datetime,
-    orders: OrderColumns,
-    trades: TradeColumns,
+    events: SettlementEvents,
 ) -> None:
-    """Record `order.update` and `trade` events of one settled batch, in its transaction.
+    """Record `order.update` and `trade` events of one settled batch, in its transaction,
+    after its order and trade rows are written (the payloads are read from them).
 
     One statement, none at all when the batch changed no order and made no trade.
     Idempotent on the event ids (module docstring); settlement applies a batch at most
     once, and even a second call with the same columns records nothing new.
     """
-    if not orders.id and not trades.seq:
+    if not events.order_id and not events.trade_seq:
         return
     params: dict[str, Any] = {  # Any: array literals and scalars
         "market_id": market_id,
         "symbol": symbol,
         "fee_asset_id": fee_asset_id,
         "batch_seq": batch_seq,
-        "now": now,
-        "now_ms": epoch_ms(now),
-        "o_id": int_array(orders.id),
-        "o_user": int_array(orders.user_id),
-        "o_side": text_array(orders.side),
-        "o_status": text_array(orders.status),
-        "o_price": int_array(orders.price_e18),
-        "o_quantity": int_array(orders.quantity_e18),
-        "o_filled_quantity": int_array(orders.filled_quantity_e18),
-        "o_filled_quote": int_array(orders.filled_quote_e18),
-        "o_fee": int_array(orders.fee_paid_e18),
-        "t_seq": int_array(trades.seq),
-        "t_order": int_array(trades.order_id),
-        "t_user": int_array(trades.user_id),
-        "t_side": text_array(trades.side),
-        "t_maker": "{" + ",".join("t" if m else "f" for m in trades.is_maker) + "}",
-        "t_price": int_array(trades.price_e18),
-        "t_quantity": int_array(trades.quantity_e18),
-        "t_quote": int_array(trades.quote_e18),
-        "t_fee": int_array(trades.fee_e18),
+        "now": timezone.now(),  # real time, even where settlement's clock is shifted
+        "users": int_array(sorted({*events.order_user_id, *events.trade_user_id})),
+        "o_id": int_array(events.order_id),
+        "o_user": int_array(events.order_user_id),
+        "t_seq": int_array(events.trade_seq),
+        "t_order": int_array(events.trade_order_id),
+        "t_user": int_array(events.trade_user_id),
     }
     with connection.cursor() as cursor:
-        cursor.execute(_SETTLEMENT_SQL, params)
+        _SETTLEMENT.execute(cursor, params)
 
 
 def record_user_event(

@@ -10,7 +10,7 @@ import pytest
 
 from accounts.models import Asset, User, WebhookDelivery
 from accounts.services.webhooks import create_webhook_endpoint
-from accounts.webhooks.record import OrderColumns, TradeColumns, record_settlement_events
+from accounts.webhooks.record import SettlementEvents, record_settlement_events
 from markets.models import Market
 from tests.conftest import fund
 from tests.trading.test_settlement import _engine_entries
@@ -137,18 +137,7 @@ def test_recording_the_same_columns_twice_adds_nothing(
         market=btc_usdt,
         spec=OrderSpec(side="sell", price=D("50000"), quantity=D("0.01"), client_order_id="s"),
     )
-    columns = OrderColumns(
-        id=[order.pk],
-        user_id=[alice.pk],
-        side=["sell"],
-        status=["new"],
-        price_e18=[50000 * 10**18],
-        quantity_e18=[10**16],
-        filled_quantity_e18=[0],
-        filled_quote_e18=[0],
-        fee_paid_e18=[0],
-    )
-    from django.utils import timezone
+    events = SettlementEvents(order_id=[order.pk], order_user_id=[alice.pk])
 
     for _ in range(2):
         record_settlement_events(
@@ -156,9 +145,7 @@ def test_recording_the_same_columns_twice_adds_nothing(
             symbol="BTC-USDT",
             fee_asset_id=assets["USDT"].pk,
             batch_seq=7,
-            now=timezone.now(),
-            orders=columns,
-            trades=TradeColumns(),
+            events=events,
         )
 
     assert list(
@@ -169,15 +156,11 @@ def test_recording_the_same_columns_twice_adds_nothing(
 
 
 def test_an_empty_batch_runs_no_statement(django_assert_num_queries, btc_usdt: Market) -> None:
-    from django.utils import timezone
-
     with django_assert_num_queries(0):
         record_settlement_events(
             market_id=btc_usdt.pk,
             symbol="BTC-USDT",
             fee_asset_id=btc_usdt.quote_id,
             batch_seq=1,
-            now=timezone.now(),
-            orders=OrderColumns(),
-            trades=TradeColumns(),
+            events=SettlementEvents(),
         )

@@ -293,7 +293,6 @@ def settle_batch(*, market_id: int, entries: Sequence[Entry]) -> SettleResult:
         symbol=rules.symbol,
         quote_id=rules.quote_id,
         batch_seq=cursor.last_seq,
-        now=clock.now(),
         orders=batch.orders,
         changed=[o for o in batch.orders.values() if o.changed],
         trades=batch.trades,
