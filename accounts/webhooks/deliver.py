@@ -48,8 +48,9 @@ from accounts.webhooks.targets import Target, check_target
 
 logger = logging.getLogger(__name__)
 
-# Rows per claim: at 5 s connect + 5 s read per request a batch ends within 100 s, inside
-# the default 120 s lease.
+# Rows per claim: an attempt takes at most connect + 2 x read (request_time_bound, 15 s by
+# default), so a batch of 10 usually ends well inside the default 120 s lease; rows whose
+# lease would run out before their turn are handed back unsent (deliver_due_webhooks).
 CLAIM_BATCH = 10
 RUN_BUDGET_SECONDS = 20.0  # a task run stops claiming after this; beat starts the next one
 MAX_RESPONSE_BYTES = 64 * 1024  # a receiver's answer is read this far and no further
@@ -209,9 +210,19 @@ def send(claim: Claim) -> Outcome:
         return Outcome(None, _describe(exc))
 
 
+def request_time_bound() -> timedelta:
+    """The longest one attempt can take: connecting, waiting for the answer, and reading
+    the body until the deadline (connect + read after the start), whose last read can
+    block one more read timeout."""
+    connect = settings.WEBHOOKS_CONNECT_TIMEOUT_SECONDS
+    read = settings.WEBHOOKS_READ_TIMEOUT_SECONDS
+    return timedelta(seconds=connect + 2 * read)
+
+
 def _post(target: Target, body: bytes, headers: dict[str, str]) -> Outcome:
     connect = settings.WEBHOOKS_CONNECT_TIMEOUT_SECONDS
     read = settings.WEBHOOKS_READ_TIMEOUT_SECONDS
+    deadline = time.monotonic() + connect + read
     timeout = urllib3.Timeout(connect=connect, read=read)
     pool: urllib3.HTTPConnectionPool
     if target.scheme == "https":
@@ -242,7 +253,7 @@ def _post(target: Target, body: bytes, headers: dict[str, str]) -> Outcome:
             preload_content=False,
         )
         try:
-            snippet = _read_capped(response, deadline=time.monotonic() + connect + read)
+            snippet = _read_capped(response, deadline=deadline)
         finally:
             response.release_conn()
         status = int(response.status)
@@ -350,8 +361,13 @@ def deliver_due_webhooks(
         if not claims:
             break
         opened: set[int] = set()
-        for claim in claims:
-            if claim.endpoint_id in opened:
+        for position, claim in enumerate(claims):
+            # A row whose lease would end mid-request is handed back, not sent: once the
+            # lease is over another worker may take it, and two workers would send it at
+            # once (a slow batch). The batch's first row always goes: a fresh lease, and
+            # progress even with a lease set shorter than one attempt.
+            late = position > 0 and timezone.now() + request_time_bound() >= claim.lease_until
+            if claim.endpoint_id in opened or late:
                 release(claim)
                 continue
             outcome = send(claim)
@@ -370,6 +386,7 @@ __all__ = [
     "deliver_due_webhooks",
     "record_outcome",
     "release",
+    "request_time_bound",
     "retry_ceiling",
     "retry_delay",
     "send",

@@ -380,3 +380,21 @@ def test_old_finished_deliveries_are_purged_and_pending_ones_kept(alice, receive
     assert purge_webhook_deliveries() == 2
 
     assert list(WebhookDelivery.objects.values_list("pk", flat=True)) == [rows[2].pk]
+
+
+def test_a_row_whose_lease_would_end_mid_request_is_handed_back_unsent(
+    alice, receiver, webhook_settings
+) -> None:
+    webhook_settings.WEBHOOKS_LEASE_SECONDS = 1.6  # one attempt's bound is 1.5 s here
+    receiver.slow_seconds = 0.3
+    endpoint_for(alice, receiver.url("/slow"))
+    event(alice, 1)
+    event(alice, 2)
+
+    deliver_due_webhooks(budget_seconds=0.1)  # one batch: the first row, then time is up
+
+    assert len(receiver.requests) == 1
+    first, second = WebhookDelivery.objects.order_by("pk")
+    assert (first.status, first.attempts) == (DELIVERED, 1)
+    assert (second.status, second.attempts) == (PENDING, 0)  # handed back, not counted
+    assert second.next_attempt_at <= timezone.now()
