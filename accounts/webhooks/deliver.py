@@ -143,22 +143,32 @@ def claim_due(*, limit: int = CLAIM_BATCH, now: datetime | None = None) -> list[
             .select_for_update(skip_locked=True, of=("self",), no_key=True)[:limit]
         )
         claims: list[Claim] = []
-        probing: set[int] = set()
+        probing: dict[int, bool] = {}  # half-open endpoint -> this worker holds its probe
         for row in rows:
             endpoint = row.endpoint
             if endpoint.consecutive_failures >= settings.WEBHOOKS_BREAKER_THRESHOLD:
-                if endpoint.pk in probing:
-                    continue  # one probe per half-open endpoint
-                probing.add(endpoint.pk)
+                if endpoint.pk not in probing:
+                    probing[endpoint.pk] = _hold_for_probe(endpoint.pk, now, lease_until)
+                    if probing[endpoint.pk]:
+                        claims.append(_claim(row, endpoint, lease_until))
+                continue  # one probe per half-open endpoint, and only by one worker
             claims.append(_claim(row, endpoint, lease_until))
         if claims:
             WebhookDelivery.objects.filter(pk__in=[c.delivery_id for c in claims]).update(
                 next_attempt_at=lease_until
             )
-        if probing:
-            # Hold the half-open endpoints back while their probe is in flight.
-            WebhookEndpoint.objects.filter(pk__in=probing).update(open_until=lease_until)
     return claims
+
+
+def _hold_for_probe(endpoint_id: int, now: datetime, lease_until: datetime) -> bool:
+    """Hold a half-open endpoint back while this worker's probe is in flight; False when
+    another worker took the probe first (its UPDATE committed, ours then matches nothing:
+    the row lock makes the second worker re-read the first's open_until)."""
+    return bool(
+        WebhookEndpoint.objects.filter(pk=endpoint_id)
+        .filter(Q(open_until__isnull=True) | Q(open_until__lte=now))
+        .update(open_until=lease_until)
+    )
 
 
 def _claim(row: WebhookDelivery, endpoint: WebhookEndpoint, lease_until: datetime) -> Claim:

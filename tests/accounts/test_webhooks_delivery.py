@@ -398,3 +398,32 @@ def test_a_row_whose_lease_would_end_mid_request_is_handed_back_unsent(
     assert (first.status, first.attempts) == (DELIVERED, 1)
     assert (second.status, second.attempts) == (PENDING, 0)  # handed back, not counted
     assert second.next_attempt_at <= timezone.now()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_workers_take_one_probe_between_them(alice, webhook_settings) -> None:
+    import threading
+
+    from django.db import connection
+
+    endpoint_id, _ = endpoint_for(alice, "http://127.0.0.1:9/hook")
+    for n in range(1, 5):
+        event(alice, n)
+    WebhookEndpoint.objects.filter(pk=endpoint_id).update(consecutive_failures=3)
+    barrier = threading.Barrier(2)
+    claimed: list[int] = []
+
+    def worker() -> None:
+        try:
+            barrier.wait()
+            claimed.extend(c.delivery_id for c in claim_due())
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+
+    assert len(claimed) == 1
