@@ -427,3 +427,40 @@ def test_concurrent_workers_take_one_probe_between_them(alice, webhook_settings)
         thread.join(10)
 
     assert len(claimed) == 1
+
+
+def test_every_event_ends_delivered_or_dead_and_none_is_lost(alice, bob, receiver) -> None:
+    """Four receivers (healthy, flaky, redirecting, down), twelve events: run the workers
+    until nothing is pending, travelling through the back-off and the breaker's cool-down."""
+    for user, path in ((alice, "/ok"), (alice, "/flaky/5"), (bob, "/redirect"), (bob, "/down")):
+        endpoint_for(user, receiver.url(path))
+    for n in range(1, 4):
+        event(alice, n)
+        event(bob, n)
+    expected = {
+        "/ok": {f"deposit:{n}:credited" for n in (1, 2, 3)},
+        "/flaky/5": {f"deposit:{n}:credited" for n in (1, 2, 3)},
+        "/redirect": {f"deposit:{n}:credited" for n in (1, 2, 3)},
+        "/down": {f"deposit:{n}:credited" for n in (1, 2, 3)},
+    }
+
+    for _ in range(40):
+        if not WebhookDelivery.objects.filter(status=PENDING).exists():
+            break
+        deliver_due_webhooks()
+        make_due()
+        WebhookEndpoint.objects.update(open_until=timezone.now() - timedelta(seconds=1))
+
+    rows = WebhookDelivery.objects.select_related("endpoint")
+    assert {row.status for row in rows} <= {DELIVERED, DEAD}
+    assert rows.count() == 12
+    for row in rows:
+        path = row.endpoint.url.split(str(receiver.server.server_address[1]), 1)[1]
+        seen = [json.loads(body)["id"] for body in receiver.bodies(path)]
+        assert row.event_id in seen  # every event reached its receiver at least once
+        assert seen.count(row.event_id) == row.attempts
+        assert {json.loads(b)["id"] for b in receiver.bodies(path)} == expected[path]
+        if path in ("/ok", "/flaky/5"):
+            assert row.status == DELIVERED
+        else:
+            assert (row.status, row.attempts) == (DEAD, 4)
