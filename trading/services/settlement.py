@@ -288,6 +288,8 @@ def settle_batch(*, market_id: int, entries: Sequence[Entry]) -> SettleResult:
     prev_seq = cursor.last_seq
     cursor.last_seq = fresh[-1][SEQ]
     balances = _write(batch, cursor)
+    result.applied, result.trades, result.last_seq = len(fresh), len(batch.trades), cursor.last_seq
+    result.fence_token = cursor.fence_token
     record_batch_webhooks(
         market_id=market_id,
         symbol=rules.symbol,
@@ -297,8 +299,6 @@ def settle_batch(*, market_id: int, entries: Sequence[Entry]) -> SettleResult:
         changed=[o for o in batch.orders.values() if o.changed],
         trades=batch.trades,
     )
-    result.applied, result.trades, result.last_seq = len(fresh), len(batch.trades), cursor.last_seq
-    result.fence_token = cursor.fence_token
     publish_on_commit(
         batch_messages(
             symbol=rules.symbol,
