@@ -16,7 +16,7 @@ from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 
 from accounts.amounts import parse_amount
-from accounts.models import ApiKeyType, Asset, User
+from accounts.models import ApiKeyType, Asset, User, WebhookEventType
 from accounts.selectors import list_assets
 from exchange.errors import DomainError
 
@@ -37,6 +37,17 @@ _LOCALIZED_MESSAGES = {
     "insufficient_funds": _("Insufficient funds for this amount plus the fee."),
     "two_factor_required": _("Set up two-factor authentication first."),
     "withdrawal_limit_exceeded": _("This exceeds your daily withdrawal limit."),
+    "url_required": _("Enter the URL of your receiver."),
+    "url_invalid": _("Enter a valid URL (ASCII, no spaces, no #fragment)."),
+    "url_too_long": _("The URL is too long."),
+    "url_scheme_invalid": _("Only http and https URLs are allowed."),
+    "url_https_required": _("The URL must use https."),
+    "url_credentials": _("The URL must not contain a user name or password."),
+    "url_host_unresolvable": _("The URL's host name does not resolve."),
+    "url_forbidden": _("Webhooks cannot be sent to private or internal addresses."),
+    "events_required": _("Choose at least one event type."),
+    "event_type_unknown": _("Unknown event type."),
+    "too_many_endpoints": _("You have too many webhook endpoints; delete one first."),
 }
 
 
@@ -238,3 +249,23 @@ class RejectWithdrawalsForm(forms.Form):
     """Staff: why the selected withdrawals are rejected (shown to the user)."""
 
     reason = forms.CharField(label=_("Reason"), max_length=200)
+
+
+class WebhookCreateForm(forms.Form):
+    """A new webhook endpoint: the receiver's URL and the event types it wants. The URL's
+    rules (https, public address, length) are the service's: accounts.webhooks.targets."""
+
+    url = forms.CharField(
+        label=_("Receiver URL"),
+        max_length=2100,
+        widget=forms.URLInput(
+            attrs={"class": "ltr", "spellcheck": "false", "placeholder": "https://"}
+        ),
+        help_text=_("An https address on the public internet."),
+    )
+    events = forms.MultipleChoiceField(
+        label=_("Events"),
+        choices=WebhookEventType.choices,
+        widget=forms.CheckboxSelectMultiple,
+        error_messages={"required": _("Choose at least one event type.")},
+    )

@@ -1,4 +1,5 @@
-"""Users, assets, balances, the double-entry ledger, deposits, withdrawals, API keys, audit.
+"""Users, assets, balances, the double-entry ledger, deposits, withdrawals, API keys, audit,
+partner webhooks.
 
 Money is DecimalField(36, 18) everywhere; an asset's own `decimals` bounds what inputs may
 carry. The database holds the invariants it can: non-negative balances (CHECK), append-only
@@ -11,6 +12,7 @@ from decimal import Decimal
 from typing import Any, ClassVar
 
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
+from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -395,3 +397,99 @@ class AuditLog(models.Model):
 
     def __str__(self) -> str:
         return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.action} {self.target_type}"
+
+
+class WebhookEventType(models.TextChoices):
+    ORDER_UPDATE = "order.update", _("Order updates")
+    TRADE = "trade", _("Trades")
+    DEPOSIT = "deposit", _("Deposits")
+    WITHDRAWAL = "withdrawal", _("Withdrawals")
+
+
+class WebhookEndpoint(models.Model):
+    """A partner's HTTPS receiver for the event types in `events` (accounts.webhooks).
+
+    The signing secret is stored encrypted like HMAC API secrets and shown once, at
+    creation. `consecutive_failures` and `open_until` are its circuit breaker: while
+    `open_until` is in the future no delivery to it is attempted (none is lost either).
+    """
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="webhook_endpoints")
+    url = models.CharField(max_length=2048)  # checked by accounts.webhooks.targets, not here
+    events = ArrayField(models.CharField(max_length=16, choices=WebhookEventType.choices))
+    secret_encrypted = models.BinaryField(editable=False)
+    is_active = models.BooleanField(default=True)
+    consecutive_failures = models.PositiveIntegerField(default=0)
+    open_until = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ("-pk",)
+        indexes = (
+            # Settlement's outbox statement joins on it for every batch: keep it tiny.
+            models.Index(
+                fields=("user",), condition=Q(is_active=True), name="webhook_endpoint_active"
+            ),
+        )
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.url[:60]}"
+
+    @property
+    def is_open(self) -> bool:
+        """True while the circuit breaker holds deliveries back."""
+        return self.open_until is not None and self.open_until > timezone.now()
+
+
+class WebhookDeliveryStatus(models.TextChoices):
+    PENDING = "pending", _("Pending")
+    DELIVERED = "delivered", _("Delivered")
+    DEAD = "dead", _("Dead (gave up)")
+
+
+class WebhookDelivery(models.Model):
+    """One event for one endpoint: the outbox row, written in the transaction of the change
+    it reports, and the record of its delivery attempts.
+
+    (endpoint, event_id) is unique, so an event is recorded once however often the code
+    that records it runs. A PENDING row whose `next_attempt_at` has passed is due; while a
+    worker delivers it, `next_attempt_at` is the end of the worker's lease.
+    """
+
+    endpoint = models.ForeignKey(
+        WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries", db_index=False
+    )  # no index of its own: the unique (endpoint, event_id) index leads with it
+    event_id = models.CharField(max_length=100)
+    event_type = models.CharField(max_length=16, choices=WebhookEventType.choices)
+    payload = models.JSONField()
+    status = models.CharField(
+        max_length=10,
+        choices=WebhookDeliveryStatus.choices,
+        default=WebhookDeliveryStatus.PENDING,
+    )
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    last_error = models.CharField(max_length=200, blank=True, default="")
+    created_at = models.DateTimeField(default=timezone.now)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ("-pk",)
+        verbose_name_plural = "webhook deliveries"
+        constraints = (
+            models.UniqueConstraint(
+                fields=("endpoint", "event_id"), name="webhook_delivery_event_once"
+            ),
+        )
+        indexes = (
+            models.Index(
+                fields=("next_attempt_at",),
+                condition=Q(status="pending"),
+                name="webhook_delivery_due",
+            ),
+        )
+
+    def __str__(self) -> str:
+        return f"{self.event_id} -> endpoint {self.endpoint_id} ({self.status})"

@@ -10,4 +10,12 @@ urlpatterns = [
     path("api-keys/", views.api_keys, name="api_keys"),
     path("api-keys/<int:pk>/revoke/", views.api_key_revoke, name="api_key_revoke"),
     path("security/", views.security, name="security"),
+    path("webhooks/", views.webhooks, name="webhooks"),
+    path("webhooks/<int:pk>/", views.webhook_deliveries, name="webhook_deliveries"),
+    path("webhooks/<int:pk>/delete/", views.webhook_delete, name="webhook_delete"),
+    path(
+        "webhooks/<int:pk>/deliveries/<int:delivery_pk>/replay/",
+        views.webhook_replay,
+        name="webhook_replay",
+    ),
 ]

@@ -1,4 +1,4 @@
-"""Web pages of the accounts app: home, wallet, API keys, security.
+"""Web pages of the accounts app: home, wallet, API keys, webhooks, security.
 
 Thin: a form parses, a service acts, a DomainError becomes a form error. Nothing here
 writes a row itself.
@@ -18,7 +18,13 @@ from django.utils.cache import add_never_cache_headers
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from accounts.forms import ApiKeyCreateForm, WithdrawalForm, add_domain_error, deposit_reference
+from accounts.forms import (
+    ApiKeyCreateForm,
+    WebhookCreateForm,
+    WithdrawalForm,
+    add_domain_error,
+    deposit_reference,
+)
 from accounts.http import actor_context
 from accounts.models import AuditLog, User
 from accounts.selectors import (
@@ -30,6 +36,14 @@ from accounts.selectors import (
 )
 from accounts.services.apikeys import create_api_key, list_api_keys, revoke_api_key
 from accounts.services.twofactor import has_totp, verify_totp_code
+from accounts.services.webhooks import (
+    create_webhook_endpoint,
+    delete_webhook_endpoint,
+    get_webhook_endpoint,
+    list_webhook_deliveries,
+    list_webhook_endpoints,
+    replay_webhook_delivery,
+)
 from accounts.services.withdrawals import request_withdrawal
 from exchange.errors import DomainError, NotFound
 
@@ -46,7 +60,10 @@ SECURITY_ACTIONS = (
     "mfa.recovery_codes_regenerated",
     "api_key.created",
     "api_key.revoked",
+    "webhook.created",
+    "webhook.deleted",
 )
+DELIVERIES_SHOWN = 50  # the page shows recent deliveries; the API pages through all
 
 
 @require_GET
@@ -131,6 +148,74 @@ def api_key_revoke(request: HttpRequest, pk: int) -> HttpResponse:
         raise Http404(exc.message) from exc
     messages.success(request, _("API key “%(label)s” revoked.") % {"label": api_key.label})
     return HttpResponseRedirect(reverse("api_keys"))
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def webhooks(request: HttpRequest) -> HttpResponse:
+    """List the user's webhook endpoints and register new ones; the signing secret is shown
+    exactly once, in the answer to the creating POST (never stored in the session)."""
+    user = _user(request)
+    form = WebhookCreateForm(request.POST or None, prefix="hook")
+    created = None
+    if request.method == "POST" and form.is_valid():
+        try:
+            created = create_webhook_endpoint(
+                user=user,
+                url=form.cleaned_data["url"],
+                events=form.cleaned_data["events"],
+                context=actor_context(request),
+            )
+        except DomainError as exc:
+            add_domain_error(form, exc)
+        else:
+            form = WebhookCreateForm(prefix="hook")
+    context = {"form": form, "created": created, "endpoints": list_webhook_endpoints(user=user)}
+    status = 400 if request.method == "POST" and created is None else 200
+    response = render(request, "accounts/webhooks.html", context, status=status)
+    add_never_cache_headers(response)
+    return response
+
+
+@login_required
+@require_GET
+def webhook_deliveries(request: HttpRequest, pk: int) -> HttpResponse:
+    """One endpoint's recent deliveries, with a replay button on each."""
+    try:
+        endpoint = get_webhook_endpoint(user=_user(request), endpoint_id=pk)
+    except NotFound as exc:
+        raise Http404(exc.message) from exc
+    deliveries = list_webhook_deliveries(endpoint=endpoint)[:DELIVERIES_SHOWN]
+    context = {"endpoint": endpoint, "deliveries": deliveries}
+    return render(request, "accounts/webhook_deliveries.html", context)
+
+
+@login_required
+@require_POST
+def webhook_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    """Delete one of the user's endpoints. Someone else's id is a 404, like a missing one."""
+    try:
+        delete_webhook_endpoint(user=_user(request), endpoint_id=pk, context=actor_context(request))
+    except NotFound as exc:
+        raise Http404(exc.message) from exc
+    messages.success(request, _("Webhook endpoint deleted."))
+    return HttpResponseRedirect(reverse("webhooks"))
+
+
+@login_required
+@require_POST
+def webhook_replay(request: HttpRequest, pk: int, delivery_pk: int) -> HttpResponse:
+    """Make one delivery due again (delivered and dead ones too)."""
+    try:
+        delivery = replay_webhook_delivery(
+            user=_user(request), endpoint_id=pk, delivery_id=delivery_pk
+        )
+    except NotFound as exc:
+        raise Http404(exc.message) from exc
+    messages.success(
+        request, _("Event %(event)s will be sent again.") % {"event": delivery.event_id}
+    )
+    return HttpResponseRedirect(reverse("webhook_deliveries", args=[pk]))
 
 
 @login_required

@@ -51,6 +51,19 @@ app.conf.beat_schedule = {
         "schedule": crontab(hour=0, minute=15),
         "options": {"expires": 3600.0},
     },
+    # Partner webhooks: due deliveries, each run bounded (deliver.RUN_BUDGET_SECONDS);
+    # expires so a backlog of runs (short worker down) is dropped, the rows stay due.
+    "accounts.deliver_webhooks": {
+        "task": "accounts.tasks.deliver_webhooks",
+        "schedule": 2.0,
+        "options": {"expires": 10.0},
+    },
+    # Delivered and dead webhook deliveries past WEBHOOKS_RETENTION_DAYS.
+    "accounts.purge_webhook_deliveries": {
+        "task": "accounts.tasks.purge_webhook_deliveries",
+        "schedule": 3600.0,
+        "options": {"expires": 3000.0},
+    },
     # v1 Idempotency-Key records past IDEMPOTENCY_KEY_TTL_HOURS (they no longer count).
     "accounts.purge_idempotency_records": {
         "task": "accounts.tasks.purge_idempotency_records",

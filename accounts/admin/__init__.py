@@ -3,7 +3,8 @@
 - `users`: people and their access (users, KYC and freeze, authenticators, API keys);
 - `assets`: reference data (assets, withdrawal limits);
 - `books`: the ledger and the audit log, read-only;
-- `transfers`: deposits (credit one) and the withdrawal review queue.
+- `transfers`: deposits (credit one) and the withdrawal review queue;
+- `webhooks`: partner webhook endpoints and deliveries (replay), read-only.
 
 Staff decisions go through the same services as everything else (set_kyc_level,
 set_frozen, credit_deposit, approve/complete/reject_withdrawal, staff_revoke_api_key),
@@ -15,6 +16,6 @@ so those decisions are admin actions and custom views, never `save_model`.
 The site itself, its TOTP-gated door and the shared building blocks are in exchange/admin.py.
 """
 
-from accounts.admin import assets, books, transfers, users
+from accounts.admin import assets, books, transfers, users, webhooks
 
-__all__ = ["assets", "books", "transfers", "users"]
+__all__ = ["assets", "books", "transfers", "users", "webhooks"]

@@ -12,6 +12,7 @@ from accounts.models import Asset, BalanceKind, Bucket, Deposit, EntryKind, User
 from accounts.services._checks import check_reference, check_staff, fresh_asset
 from accounts.services.audit import ActorContext, record_audit
 from accounts.services.ledger import Move, apply_moves
+from accounts.webhooks.record import record_deposit_event
 
 
 @transaction.atomic(durable=True)
@@ -30,6 +31,7 @@ def credit_deposit(
     moves nothing; a repeat naming another user or amount raises DepositConflict. Posts
     external(available) -amount / user(available) +amount. When `staff` credits, an audit
     row `deposit.credited` is written in the same transaction, with `context`'s IP address.
+    The user's `deposit` webhooks are recorded in the same transaction too.
     Durable: never nested.
     """
     asset = fresh_asset(asset)
@@ -65,6 +67,8 @@ def credit_deposit(
     except IntegrityError:
         stored = Deposit.objects.get(asset=asset, external_ref=external_ref)
         return _same_or_conflict(stored, user=user, amount=amount)
+    # The outbox row of the `deposit` webhook commits with the credit, or not at all.
+    record_deposit_event(deposit)
     if staff is not None:
         record_audit(
             action="deposit.credited",

@@ -4,6 +4,8 @@ Lifecycle: pending -> approved -> completed, or pending/approved -> rejected. Th
 plus the fee stays locked from the request until the decision. Each decision is claimed
 with a conditional UPDATE on `status`, so a double click or two staff members cannot apply
 a decision twice.
+Each state change records the user's `withdrawal` webhooks in its own transaction
+(accounts.webhooks.record): the event commits with the change, or not at all.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from accounts.models import (
 from accounts.services._checks import check_reference, check_staff, check_text, fresh_asset
 from accounts.services.audit import ActorContext, record_audit
 from accounts.services.ledger import Move, apply_moves
+from accounts.webhooks.record import record_withdrawal_event
 
 
 def request_withdrawal(*, user: User, asset: Asset, amount: Decimal, address: str) -> Withdrawal:
@@ -104,6 +107,7 @@ def _hold_withdrawal(*, user: User, asset: Asset, amount: Decimal, address: str)
             Move(balance_id=balance.pk, bucket=Bucket.LOCKED, delta=held),
         ],
     )
+    record_withdrawal_event(withdrawal)
     return withdrawal
 
 
@@ -148,6 +152,7 @@ def approve_withdrawal(
         decided_at=now,
     )
     record_audit(action="withdrawal.approved", actor=staff, target=withdrawal, context=context)
+    record_withdrawal_event(withdrawal)
     return withdrawal
 
 
@@ -197,6 +202,7 @@ def complete_withdrawal(
         details={"external_txid": external_txid},
         context=context,
     )
+    record_withdrawal_event(withdrawal)
     return withdrawal
 
 
@@ -238,6 +244,7 @@ def reject_withdrawal(
         details={"reason": reason},
         context=context,
     )
+    record_withdrawal_event(withdrawal)
     return withdrawal
 
 

@@ -206,6 +206,25 @@ API_ORDER_RESULT_WAIT_SECONDS = float(env_str("API_ORDER_RESULT_WAIT_SECONDS", "
 # How long an Idempotency-Key (v1 POSTs that move money) is remembered.
 IDEMPOTENCY_KEY_TTL_HOURS = env_int("IDEMPOTENCY_KEY_TTL_HOURS", 24)
 
+# Partner webhooks (accounts.webhooks; README "Webhooks"). Private, loopback, link-local and
+# other non-public targets (and plain http outside DEBUG) are refused unless this is on: it
+# is for tests and private deployments whose receivers live on an internal network.
+WEBHOOKS_ALLOW_PRIVATE_TARGETS = env_bool("WEBHOOKS_ALLOW_PRIVATE_TARGETS", False)
+WEBHOOKS_CONNECT_TIMEOUT_SECONDS = float(env_str("WEBHOOKS_CONNECT_TIMEOUT_SECONDS", "5"))
+WEBHOOKS_READ_TIMEOUT_SECONDS = float(env_str("WEBHOOKS_READ_TIMEOUT_SECONDS", "5"))
+# Attempts per event before it is dead (the schedule: accounts.webhooks.deliver.retry_delay).
+WEBHOOKS_MAX_ATTEMPTS = env_int("WEBHOOKS_MAX_ATTEMPTS", 16)
+# Consecutive failures that open an endpoint's circuit breaker, and its first cool-down
+# (doubling on each further failure, at most an hour).
+WEBHOOKS_BREAKER_THRESHOLD = env_int("WEBHOOKS_BREAKER_THRESHOLD", 5)
+WEBHOOKS_BREAKER_COOLDOWN_SECONDS = env_int("WEBHOOKS_BREAKER_COOLDOWN_SECONDS", 60)
+# How long a claimed delivery stays invisible to other workers; a worker that dies
+# mid-delivery leaves it to be retried after this. Must exceed a claimed batch's worst case
+# (deliver.CLAIM_BATCH x (connect + read timeouts)).
+WEBHOOKS_LEASE_SECONDS = float(env_str("WEBHOOKS_LEASE_SECONDS", "120"))
+# Delivered and dead deliveries are kept this long (the pages and the API list them).
+WEBHOOKS_RETENTION_DAYS = env_int("WEBHOOKS_RETENTION_DAYS", 30)
+
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / ".local" / "staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "static"]

@@ -16,7 +16,9 @@ token.
   arrays), order rows, last price and cursor are written in one; balance moves are
   aggregated per (user, asset, bucket) into one journal entry
   (accounts.services.ledger.apply_moves: three); one read of balances for the messages;
-  and, only in a batch where a stop triggered, one UPDATE recording its trigger seq.
+  and, only in a batch where a stop triggered, one UPDATE recording its trigger seq;
+  and, only in a batch that changed an order or made a trade, one INSERT of the partners'
+  webhook events (trading.services.settlement_webhooks), in the same transaction.
   Event arithmetic is on integers (ticks, lots, 1e-18 units); Decimals are made only at
   the boundary (ledger moves, messages), and no model instance is built.
 
@@ -63,6 +65,7 @@ from trading.services.settlement_orders import (
     write_batch,
     write_triggers,
 )
+from trading.services.settlement_webhooks import record_batch_webhooks
 from trading.streams import (
     EXPIRED,
     KIND,
@@ -289,6 +292,15 @@ def settle_batch(*, market_id: int, entries: Sequence[Entry]) -> SettleResult:
     balances = _write(batch, cursor, now)
     result.applied, result.trades, result.last_seq = len(fresh), len(batch.trades), cursor.last_seq
     result.fence_token = cursor.fence_token
+    record_batch_webhooks(
+        market_id=market_id,
+        symbol=rules.symbol,
+        quote_id=rules.quote_id,
+        batch_seq=cursor.last_seq,
+        orders=batch.orders,
+        changed=[o for o in batch.orders.values() if o.changed],
+        trades=batch.trades,
+    )
     publish_on_commit(
         batch_messages(
             symbol=rules.symbol,

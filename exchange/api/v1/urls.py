@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from django.urls import URLPattern, path, re_path
 
-from exchange.api.v1 import account, deadman, markets, orders
+from exchange.api.v1 import account, deadman, markets, orders, webhooks
 from exchange.api.v1.base import NotFoundApi
 
 urlpatterns: list[URLPattern] = [
@@ -33,5 +33,6 @@ urlpatterns: list[URLPattern] = [
     path("reports/volume", account.VolumeReportApi.as_view(), name="v1-volume"),
     path("api-key", account.ApiKeySelfApi.as_view(), name="v1-api-key"),
     *deadman.urls,
+    *webhooks.urls,
     re_path(r"^[\s\S]*$", NotFoundApi.as_view(), name="v1-not-found"),  # newlines too
 ]
