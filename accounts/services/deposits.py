@@ -11,6 +11,7 @@ from accounts.errors import DepositConflict
 from accounts.models import Asset, BalanceKind, Bucket, Deposit, EntryKind, User
 from accounts.services._checks import check_reference, check_staff, fresh_asset
 from accounts.services.audit import ActorContext, record_audit
+from accounts.services.balance_stream import publish_balance_on_commit
 from accounts.services.ledger import Move, apply_moves
 from accounts.webhooks.record import record_deposit_event
 
@@ -69,6 +70,7 @@ def credit_deposit(
         return _same_or_conflict(stored, user=user, amount=amount)
     # The outbox row of the `deposit` webhook commits with the credit, or not at all.
     record_deposit_event(deposit)
+    publish_balance_on_commit(user_id=user.pk, asset=asset, delta=amount)  # user data stream
     if staff is not None:
         record_audit(
             action="deposit.credited",

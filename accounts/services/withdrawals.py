@@ -45,6 +45,7 @@ from accounts.models import (
 )
 from accounts.services._checks import check_reference, check_staff, check_text, fresh_asset
 from accounts.services.audit import ActorContext, record_audit
+from accounts.services.balance_stream import publish_balance_on_commit
 from accounts.services.ledger import Move, apply_moves
 from accounts.webhooks.record import record_withdrawal_event
 
@@ -108,6 +109,7 @@ def _hold_withdrawal(*, user: User, asset: Asset, amount: Decimal, address: str)
         ],
     )
     record_withdrawal_event(withdrawal)
+    publish_balance_on_commit(user_id=user.pk, asset=asset, delta=None)
     return withdrawal
 
 
@@ -203,6 +205,11 @@ def complete_withdrawal(
         context=context,
     )
     record_withdrawal_event(withdrawal)
+    publish_balance_on_commit(
+        user_id=user_id,
+        asset=withdrawal.asset,
+        delta=(withdrawal.amount + withdrawal.fee).copy_negate(),
+    )
     return withdrawal
 
 
@@ -245,6 +252,7 @@ def reject_withdrawal(
         context=context,
     )
     record_withdrawal_event(withdrawal)
+    publish_balance_on_commit(user_id=user_id, asset=withdrawal.asset, delta=None)
     return withdrawal
 
 

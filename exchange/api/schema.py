@@ -59,6 +59,21 @@ class SignedRequestScheme(OpenApiAuthenticationExtension):
         }
 
 
+class ApiKeyHeaderScheme(OpenApiAuthenticationExtension):
+    """X-MBX-APIKEY alone (Binance's USER_STREAM endpoints: /api/v3/userDataStream)."""
+
+    target_class = "exchange.api.auth.ApiKeyHeaderAuthentication"
+    name = "ApiKey"
+
+    def get_security_definition(self, auto_schema: Any) -> dict[str, str]:
+        return {
+            "type": "apiKey",
+            "in": "header",
+            "name": "X-MBX-APIKEY",
+            "description": "The API key, without a signature (listenKey endpoints).",
+        }
+
+
 def compat_errors(*, signed: bool, body: bool) -> dict[int, OpenApiResponse]:
     """The errors any compat (/api/v3, /sapi) operation can answer, Binance's body."""
 

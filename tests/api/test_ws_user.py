@@ -246,3 +246,43 @@ def test_the_web_session_socket_needs_the_session_and_this_sites_origin(
     reports = [e for e in events if e["e"] == "executionReport"]
     assert reports
     assert {r["i"] for r in reports} == {own}
+
+
+def test_deposits_and_withdrawals_reach_the_user_stream(live_api, alice, assets):
+    from accounts.models import WithdrawalLimit
+    from accounts.services.withdrawals import reject_withdrawal, request_withdrawal
+    from tests.accounts.conftest import enable_totp
+
+    usdt = assets["USDT"]
+    enable_totp(alice)
+    WithdrawalLimit.objects.create(asset=usdt, kyc_level=alice.kyc_level, daily_amount=D("1000"))
+    listen_key = _listen_key(live_api, make_key(alice)[0])
+    staff = make_user("staff-ws@example.com", is_staff=True)
+
+    def money() -> None:
+        fund(alice, usdt, "250.5")
+        withdrawal = request_withdrawal(user=alice, asset=usdt, amount=D("100"), address="T" * 34)
+        reject_withdrawal(staff=staff, withdrawal_id=withdrawal.pk, reason="test")
+        flush_published()
+
+    async def scenario() -> list[dict[str, Any]]:
+        async with connect(ws_url(live_api, f"/ws/{listen_key}")) as ws:
+            await asyncio.sleep(0.5)
+            await sync_to_async(money)()
+            return await _collect(ws, 2.0)
+
+    events = asyncio.run(scenario())
+    updates = [e for e in events if e["e"] == "balanceUpdate"]
+    assert [(u["a"], D(u["d"])) for u in updates] == [("USDT", D("250.5"))]
+    positions = [
+        (D(b["f"]), D(b["l"]))
+        for e in events
+        if e["e"] == "outboundAccountPosition"
+        for b in e["B"]
+    ]
+    fee = usdt.withdrawal_fee
+    assert positions == [
+        (D("250.5"), D(0)),  # credited
+        (D("150.5") - fee, D("100") + fee),  # held for the withdrawal
+        (D("250.5"), D(0)),  # released
+    ]
