@@ -16,6 +16,13 @@ client; trades each client missed (the market's trades in the window x clients -
 received); depth-chain breaks (U != previous u + 1) and closes by code (4008 = too slow).
 Database BENCH_DATABASE_URL (default exchange_bench_streams), Redis BENCH_REDIS_URL
 (default db 8, flushed).
+
+    python -m bench.streams --webhooks 4 [--rate 2000] [--orders 30000]
+
+Webhooks instead: every trader has an endpoint (order updates and trades) at a loopback
+receiver that answers 204; the pipeline runs as above (settlement records the deliveries
+in its own transactions), then 4 threads run the delivery task's loop until nothing is
+due: deliveries recorded, delivered, and deliveries/s.
 """
 
 from __future__ import annotations
@@ -31,9 +38,11 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 os.environ["DATABASE_URL"] = os.environ.get(
@@ -288,6 +297,94 @@ def run(clients: int, rate: float, orders: int, seed: int, depth_only: bool = Fa
     }
 
 
+class _Ok(BaseHTTPRequestHandler):
+    """The loopback receiver: reads the body, answers 204."""
+
+    protocol_version = "HTTP/1.1"
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        self.send_response(204)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def run_webhooks(rate: float, orders: int, seed: int, workers: int) -> dict:
+    """Every bench trader has an endpoint for order updates and trades at a loopback
+    receiver; the pipeline runs (settlement records the deliveries in its transactions),
+    then `workers` threads run the delivery task's loop until nothing is due."""
+    os.environ["WEBHOOKS_ALLOW_PRIVATE_TARGETS"] = "true"
+    pipeline._ensure_database()
+    pipeline._setup_django()
+    pipeline._reset()
+    commands = pipeline._prepare(1, orders, seed)
+    symbol = next(iter(commands))
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.db import connection
+
+    from accounts.models import User, WebhookDelivery
+    from accounts.services.webhooks import create_webhook_endpoint
+    from accounts.webhooks.deliver import deliver_due_webhooks
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Ok)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/hook"
+    for user in User.objects.filter(email__endswith="@bench.invalid"):
+        create_webhook_endpoint(user=user, url=url, events=["order.update", "trade"])
+    with connection.cursor() as cur:
+        cur.execute("ANALYZE")
+    connection.close()
+    logdir = Path(tempfile.mkdtemp(prefix="bench-webhooks-"))
+    loops = [
+        pipeline._spawn(role, symbol, orders / rate + 60, str(logdir / "settle.json"))
+        for role in ("matching", "settlement")
+    ]
+    time.sleep(2.5)
+    pipeline._inject(commands, rate)
+    from trading.models import Order
+
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if not Order.objects.filter(status="new", accepted_seq__isnull=True).exists():
+            break
+        time.sleep(0.2)
+    time.sleep(1.0)
+    for proc in loops:
+        proc.terminate()
+    for proc in loops:
+        proc.wait(60)
+    recorded = WebhookDelivery.objects.count()
+
+    def drain() -> int:
+        try:
+            return deliver_due_webhooks(limit=50, budget_seconds=600)
+        finally:
+            connection.close()
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(workers) as pool:
+        attempts = sum(pool.map(lambda _: drain(), range(workers)))
+    seconds = time.perf_counter() - started
+    server.shutdown()
+    delivered = WebhookDelivery.objects.filter(status="delivered").count()
+    return {
+        "webhooks": True,
+        "orders": orders,
+        "rate": rate,
+        "endpoints": User.objects.filter(email__endswith="@bench.invalid").count(),
+        "deliveries_recorded": recorded,
+        "delivered": delivered,
+        "attempts": attempts,
+        "workers": workers,
+        "seconds": round(seconds, 2),
+        "deliveries_per_second": round(delivered / seconds) if seconds else None,
+    }
+
+
 def _cpu(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
@@ -303,15 +400,19 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=2000)
     parser.add_argument("--orders", type=int, default=30000)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--webhooks", type=int, metavar="WORKERS", help="the webhook phase with this many threads"
+    )
     args = parser.parse_args()
     if args.client:
         _client_main(args.client)
         return
     print(f"{platform.node()} cores={os.cpu_count()} load={os.getloadavg()}", flush=True)
-    print(
-        json.dumps(run(args.clients, args.rate, args.orders, args.seed, args.depth_only)),
-        flush=True,
-    )
+    if args.webhooks:
+        result = run_webhooks(args.rate, args.orders, args.seed, args.webhooks)
+    else:
+        result = run(args.clients, args.rate, args.orders, args.seed, args.depth_only)
+    print(json.dumps(result), flush=True)
 
 
 if __name__ == "__main__":
