@@ -37,7 +37,7 @@
       side: "buy", type: "limit", marketBy: "total",
       price: "", stopPrice: "", amount: "", total: "",
       errors: {}, serverError: "", notice: "", busy: false,
-      balances: cfg.balances || {},
+      balances: Object.fromEntries(Object.entries(cfg.balances || {}).map(([k, v]) => [k, { available: clean(v.available), locked: clean(v.locked) }])),
       openOrders: [], history: [], fills: [], tab: "open",
 
       /* ---------- start ---------- */
@@ -241,6 +241,7 @@
           clearTimeout(this.reloadTimer);
           this.reloadTimer = setTimeout(() => {
             this.loadOpenOrders();
+            this.loadBalances();
             if (this.tab === "history") this.loadHistory();
             if (this.tab === "fills") this.loadFills();
           }, 150);
@@ -381,6 +382,7 @@
           this.notice = this.label("placed");
           this.amount = ""; this.total = "";
           this.loadOpenOrders();
+          this.loadBalances();
         } else {
           const b = r.body || {};
           this.serverError = b.message || this.label("failed");
