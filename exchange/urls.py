@@ -44,5 +44,6 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
     path("account/fees/", account_views.fees, name="fees"),
+    path("", include("trading.urls")),
     path("", include("accounts.urls")),
 ]
