@@ -43,7 +43,10 @@ PAGE_SIZE = 50
 CSV_CHUNK = 2_000  # rows per round trip of the server-side cursor
 TABS = ("orders", "trades")
 # Persian (U+06F0..) and Arabic-Indic (U+0660..) digits read as ASCII ones.
-_NATIVE_DIGITS = str.maketrans("۰۱۲۳۴۵۶۷۸۹٠١٢٣٤٥٦٧٨٩", "0123456789" * 2)
+_NATIVE_DIGITS = str.maketrans(
+    "".join(chr(0x06F0 + i) for i in range(10)) + "".join(chr(0x0660 + i) for i in range(10)),
+    "0123456789" * 2,
+)
 _ISO_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 MAX_DATE_CHARS = 20
 
@@ -58,7 +61,7 @@ TRADE_HEADER = (
 
 
 def normalise_digits(text: str) -> str:
-    """Persian and Arabic-Indic digits as ASCII: "۱۴۰۵-۰۱-۰۲" -> "1405-01-02"."""
+    """Persian and Arabic-Indic digits as ASCII (the Persian "1405-01-02" -> "1405-01-02")."""
     return text.translate(_NATIVE_DIGITS)
 
 
@@ -222,9 +225,7 @@ def orders(request: HttpRequest) -> HttpResponse:
         "items": items,
         "orders_url": _query(params, tab=None, page=None),
         "trades_url": _query(params, tab="trades", page=None),
-        "next_url": _query(params, page=str(page.next_page_number()))
-        if page.has_next()
-        else None,
+        "next_url": _query(params, page=str(page.next_page_number())) if page.has_next() else None,
         "previous_url": _query(params, page=str(page.previous_page_number()))
         if page.has_previous()
         else None,
@@ -245,9 +246,7 @@ def order_cancel(request: HttpRequest, pk: int) -> HttpResponse:
     except DomainError as exc:
         messages.error(request, _cancel_refusal(exc))
     else:
-        messages.success(
-            request, _("Cancellation of order %(id)s requested.") % {"id": order.pk}
-        )
+        messages.success(request, _("Cancellation of order %(id)s requested.") % {"id": order.pk})
     back = request.POST.get("back", "")
     if not back.startswith(reverse("orders")) or "//" in back or "\\" in back:
         back = reverse("orders")
@@ -281,8 +280,8 @@ def _lines(header: Sequence[str], rows: Iterable[Sequence[object]]) -> Iterator[
 
 
 def iso_utc(moment: datetime) -> str:
-    """"2026-03-10T10:07:00.123456Z": ISO 8601 in UTC."""
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    """ "2026-03-10T10:07:00.123456Z": ISO 8601 in UTC, always with microseconds."""
+    return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def _exact(value: Decimal | None, decimals: int) -> str:

@@ -17,7 +17,7 @@ from django.utils.translation import get_language
 
 register = template.Library()
 
-PERSIAN_DIGITS = str.maketrans("0123456789", "۰۱۲۳۴۵۶۷۸۹")
+PERSIAN_DIGITS = str.maketrans("0123456789", "".join(chr(0x06F0 + i) for i in range(10)))
 
 
 def display_zone() -> ZoneInfo:
@@ -45,8 +45,8 @@ def digits(value: object) -> str:
 
 @register.filter
 def when(value: datetime | None) -> str:
-    """An aware datetime in the display zone: Jalali with Persian digits in Persian
-    ("۱۴۰۵/۰۹/۱۷ ۰۴:۳۲:۰۳"), else "2026-12-08 04:32:03". "" for None."""
+    """An aware datetime in the display zone: in Persian the Jalali "1405/09/17 04:32:03"
+    written in Persian digits, else "2026-12-08 04:32:03". "" for None."""
     if value is None:
         return ""
     local = value.astimezone(display_zone())
