@@ -469,6 +469,7 @@ def test_persian_page_shows_jalali_dates_and_persian_digits(
     assert "۱۴۰۴/۱۲/۲۱ ۱۳:۳۰:۰۵" in body  # T2  # noqa: RUF001 - Persian/Arabic-Indic digits on purpose
     assert "۱۰۰.۲۵۰۰۰۰" in body  # a price, Persian digits  # noqa: RUF001 - Persian/Arabic-Indic digits on purpose
     assert "100.250000" not in body
-    assert "معاملات" in body or "Trades" not in body  # the tab is translated
+    assert "سفارش‌ها و معاملات" in body  # noqa: RUF001 - Persian "Orders and trades"
     orders_body = _page(signed_in, date_from="نه")
     assert "alert-error" in orders_body
+    assert "تاریخ را به شکل YYYY-MM-DD وارد کنید" in orders_body  # the error, translated
