@@ -247,10 +247,19 @@ def order_cancel(request: HttpRequest, pk: int) -> HttpResponse:
         messages.error(request, _cancel_refusal(exc))
     else:
         messages.success(request, _("Cancellation of order %(id)s requested.") % {"id": order.pk})
-    back = request.POST.get("back", "")
-    if not back.startswith(reverse("orders")) or "//" in back or "\\" in back:
-        back = reverse("orders")
-    return redirect(back)
+    return redirect(_safe_back(request.POST.get("back", "")))
+
+
+def _safe_back(back: str) -> str:
+    """The page the cancel came from (this page, with its filters), else the bare page."""
+    page = reverse("orders")
+    if (
+        len(back) > 2_000
+        or not (back == page or back.startswith(page + "?"))
+        or any(c.isspace() or not c.isprintable() or c == "\\" for c in back)
+    ):
+        return page
+    return back
 
 
 def _cancel_refusal(exc: DomainError) -> str:

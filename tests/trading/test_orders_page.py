@@ -473,3 +473,40 @@ def test_persian_page_shows_jalali_dates_and_persian_digits(
     orders_body = _page(signed_in, date_from="نه")
     assert "alert-error" in orders_body
     assert "تاریخ را به شکل YYYY-MM-DD وارد کنید" in orders_body  # the error, translated
+
+
+@pytest.mark.parametrize(
+    "back",
+    ["//evil.example/orders/", "/orders//evil", "/orders/?a=1\r\nSet-Cookie: x=1", "/wallet/"],
+)
+def test_cancel_never_redirects_off_the_page(
+    signed_in: Client, history: History, back: str
+) -> None:
+    response = signed_in.post(
+        reverse("order_cancel", args=[history.terminal["canceled"].pk]), {"back": back}
+    )
+    assert response.status_code == 302
+    assert response["Location"] == reverse("orders")
+
+
+# --- the display filters ------------------------------------------------------------------
+
+
+def test_when_and_digits_filters(settings: Any) -> None:
+    from django.utils import translation
+
+    from trading.templatetags.trading_display import digits, when
+
+    settings.REPORTING_TIME_ZONE = "Asia/Tehran"
+    with translation.override("en"):
+        assert when(T1) == "2026-03-10 13:30:00"
+        assert digits("12.50") == "12.50"
+        assert when(None) == ""
+    with translation.override("fa"):
+        persian = str.maketrans("0123456789", "".join(chr(0x06F0 + i) for i in range(10)))
+        assert when(T1) == "1404/12/19 13:30:00".translate(persian)
+        assert digits("12.50 USDT") == "\u06f1\u06f2.\u06f5\u06f0 USDT"
+        assert digits(None) == ""
+    settings.REPORTING_TIME_ZONE = "UTC"
+    with translation.override("en"):
+        assert when(T1) == "2026-03-10 10:00:00"
