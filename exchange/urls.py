@@ -45,5 +45,6 @@ urlpatterns = [
     path("api/redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
     path("account/fees/", account_views.fees, name="fees"),
     path("", include("markets.urls")),
+    path("", include("trading.urls")),
     path("", include("accounts.urls")),
 ]
