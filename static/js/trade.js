@@ -47,7 +47,7 @@
         this.initChart();
         this.market = new X.Stream(() => this.streamPath(), {
           onState: (s) => { this.state = s === "live" && this.book.synced ? "live" : "reconnecting"; },
-          onOpen: () => { this.resync(); this.loadCandles(); this.loadTrades(); },
+          onOpen: () => { this.resync(); this.loadCandles(); this.loadTrades(); this.loadTicker(); },
           onMessage: (m) => this.onMarket(m),
         });
         if (cfg.signed_in) {
@@ -144,10 +144,17 @@
         }
       },
       onTicker(d) {
-        const dir = this.ticker.last ? X.cmp(clean(d.c), this.ticker.last) : 0;
-        this.ticker = { last: clean(d.c), change: clean(d.P) + "%", high: clean(d.h), low: clean(d.l), volume: clean(d.v), up: X.cmp(d.p.replace("-", ""), d.p) === 0 };
+        this.ticker = { last: clean(d.c), change: clean(d.P) + "%", high: clean(d.h), low: clean(d.l), volume: clean(d.v) };
         this.tickerDir = X.cmp(d.c, d.o);
-        void dir;
+      },
+      async loadTicker() {
+        try {
+          const r = await fetch(`/api/v3/ticker/24hr?symbol=${cfg.rest_symbol}`);
+          const t = await r.json();
+          if (t && t.lastPrice !== undefined) {
+            this.onTicker({ c: t.lastPrice, P: t.priceChangePercent, h: t.highPrice, l: t.lowPrice, v: t.volume, o: t.openPrice, p: t.priceChange });
+          }
+        } catch (e) { /* the stream sends it */ }
       },
       tickerClass() { return this.tickerDir > 0 ? "pos" : this.tickerDir < 0 ? "neg" : ""; },
       async loadTrades() {

@@ -1,15 +1,14 @@
 """Browser tests: Debian's chromium driven by Playwright against a live uvicorn (the API's
 `live_api`), with the matching and settlement loops running in the test process.
 
-Screenshots go to $SCREENSHOT_DIR (default: a temporary folder printed at the end of the
-run); they are artifacts, not committed.
+Screenshots go to $SCREENSHOT_DIR (default: .local/screenshots, which git ignores); they
+are artifacts, not committed.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,14 +23,14 @@ from tests.trading.conftest import btc_usdt, redis_db  # noqa: F401  (the fixtur
 # ORM calls from that thread unless told the loop is not serving requests (it is not).
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
+ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 
 @pytest.fixture(scope="session")
 def screenshot_dir() -> Path:
-    path = Path(os.environ.get("SCREENSHOT_DIR") or tempfile.mkdtemp(prefix="exchange-shots-"))
+    path = Path(os.environ.get("SCREENSHOT_DIR") or ROOT / ".local" / "screenshots")
     path.mkdir(parents=True, exist_ok=True)
-    print(f"\n[web tests] screenshots in {path}")
     return path
 
 

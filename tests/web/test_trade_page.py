@@ -3,6 +3,7 @@ against each other through the page; the book, the trades, the chart's last cand
 open orders and the balances change without a reload; cancel; the server's refusal is
 shown; Persian is right-to-left with Jalali dates; a dropped websocket reconnects."""
 
+# ruff: noqa: RUF001  (pytest fixtures by name; Persian text is the point)
 from __future__ import annotations
 
 import re
@@ -30,7 +31,7 @@ TIMEOUT = 20_000  # ms: the loops settle within a second; the slack is for a loa
 
 
 @pytest.fixture
-def traders(assets: dict[str, Asset], btc_usdt: Market) -> tuple[User, str, User]:  # noqa: F811
+def traders(assets: dict[str, Asset], btc_usdt: Market) -> tuple[User, str, User]:
     alice = make_user("alice@example.com")
     bob = make_user("bob@example.com")
     fund(alice, assets["USDT"], "100000")
@@ -71,7 +72,9 @@ def test_two_traders_trade_live_cancel_and_see_refusals(
         expect(a.get_by_test_id("orders").locator("tr")).to_have_count(1, timeout=TIMEOUT)
         expect(a.get_by_test_id("bids")).to_contain_text("50000", timeout=TIMEOUT)
         expect(b.get_by_test_id("bids")).to_contain_text("50000", timeout=TIMEOUT)
-        expect(a.get_by_test_id("balances")).to_contain_text("99499", timeout=TIMEOUT)  # 500 + the 0.2 % taker fee held
+        expect(a.get_by_test_id("balances")).to_contain_text(
+            "99499", timeout=TIMEOUT
+        )  # 500 + 0.2 % fee held
         a.screenshot(path=screenshot_dir / "trade-en-resting-bid.png", full_page=True)
 
         # bob sells into it: both pages show the trade, the candle and the new balances
@@ -83,7 +86,9 @@ def test_two_traders_trade_live_cancel_and_see_refusals(
         assert Trade.objects.count() == 1
         expect(a.get_by_test_id("orders").locator("tr")).to_have_count(0, timeout=TIMEOUT)
         expect(a.locator("[data-asset=BTC]")).to_have_text("0.01", timeout=TIMEOUT)
-        expect(b.locator("[data-asset=USDT]")).to_have_text("499", timeout=TIMEOUT)  # 500 less the 0.2 % taker fee
+        expect(b.locator("[data-asset=USDT]")).to_have_text(
+            "499", timeout=TIMEOUT
+        )  # 500 - 0.2 % fee
         a.wait_for_function("() => window.tradePageInstance.lastCandle?.c === '50000'")
         assert balance_of(alice, assets["BTC"])[0] == D("0.01")
         b.screenshot(path=screenshot_dir / "trade-en-after-trade.png", full_page=True)
@@ -118,7 +123,8 @@ def test_two_traders_trade_live_cancel_and_see_refusals(
         expect(a.get_by_test_id("orders")).to_contain_text("۱۴۰", timeout=TIMEOUT)  # a 140x year
         expect(a.get_by_test_id("asks")).to_contain_text("۵۱۰۰۰", timeout=TIMEOUT)
         a.screenshot(path=screenshot_dir / "trade-fa-history.png", full_page=True)
-        assert a.js_errors == [] and b.js_errors == []  # type: ignore[attr-defined]
+        assert a.js_errors == []
+        assert b.js_errors == []
 
 
 BAD_INPUTS = [
@@ -155,7 +161,8 @@ def test_bad_inputs_get_a_message_and_place_nothing(
     page.fill("#amount", "٠٫٠١")
     expect(page.locator("#amount")).to_have_value("0.01")
     expect(page.locator("#total")).to_have_value("500.005")
-    # below the minimum value (5 USDT), checked before it is sent
+    # below the minimum value (5 USDT), checked before it is sent: 45000 x 0.0001 = 4.5
+    page.fill("#price", "45000")
     page.fill("#amount", "0.0001")
     page.get_by_test_id("submit").click()
     expect(page.locator("#total-error")).to_contain_text("at least 5")
