@@ -114,14 +114,25 @@ def walk_step(*, mid_ticks: int, anchor_ticks: int, rng: random.Random) -> int:
     return max(1, mid_ticks + rng.randint(-step, step) - pull)
 
 
-def ladder(*, mid_ticks: int) -> list[tuple[str, int]]:
-    """The quotes around a mid as (side, price in ticks), best first on each side."""
-    half = max(1, mid_ticks * HALF_SPREAD_BPS // _BPS)
-    gap = max(1, mid_ticks * LEVEL_GAP_BPS // _BPS)
-    quotes = []
-    for level in range(LEVELS):
-        quotes.append((OrderSide.BUY.value, mid_ticks - half - level * gap))
-        quotes.append((OrderSide.SELL.value, mid_ticks + half + level * gap))
+def spacing(scale_ticks: int) -> tuple[int, int]:
+    """(half spread, gap between levels) in ticks for a price of `scale_ticks`; each >= 1."""
+    return (
+        max(1, scale_ticks * HALF_SPREAD_BPS // _BPS),
+        max(1, scale_ticks * LEVEL_GAP_BPS // _BPS),
+    )
+
+
+def ladder(*, mid_ticks: int, scale_ticks: int) -> list[tuple[str, int]]:
+    """The quotes around a mid as (side, price in ticks), bids then asks, best first.
+
+    Spaced by `spacing(scale_ticks)` (the anchor's, not the mid's) and centred on the mid
+    rounded down to a multiple of the gap: a small move of the mid leaves the prices where
+    they were, so most quotes survive a round instead of being cancelled and placed again.
+    """
+    half, gap = spacing(scale_ticks)
+    centre = mid_ticks // gap * gap
+    quotes = [(OrderSide.BUY.value, centre - half - level * gap) for level in range(LEVELS)]
+    quotes += [(OrderSide.SELL.value, centre + half + level * gap) for level in range(LEVELS)]
     return [(side, ticks) for side, ticks in quotes if ticks >= 1]
 
 
@@ -163,10 +174,6 @@ class MarketMaker:
         self.next_take: float | None = None
         self.cancelling: set[int] = set()  # cancel sent, settlement not yet seen
 
-    @property
-    def has_price(self) -> bool:
-        return self.mid_ticks is not None
-
     def _price(self, ticks: int) -> Decimal:
         return ticks * self.market.tick_size
 
@@ -183,14 +190,26 @@ class MarketMaker:
             return int((budget / per_lot).to_integral_value(ROUND_FLOOR))
 
     def _quantity(
-        self, *, side: str, price: Decimal, available: Decimal, spread: int
+        self,
+        *,
+        side: str,
+        price: Decimal,
+        available: Decimal,
+        spread: int,
+        hold_price: Decimal | None = None,
     ) -> Decimal | None:
-        """A random valid quantity for an order at `price`, or None if the balance is short."""
+        """A random valid quantity, or None if the balance is short.
+
+        `price` is what validation values the order at (min notional): the limit price, or
+        the last price for a market order; `hold_price` (default `price`) what a buy's hold
+        is computed at, which for a market buy is the band's top.
+        """
         market = self.market
         low = min_lots(market, price)
         with localcontext(prec=_PRECISION):
             most = int((market.max_quantity / market.lot_size).to_integral_value(ROUND_FLOOR))
-        high = min(low * spread, most, self._cap_lots(side=side, price=price, available=available))
+        cap = self._cap_lots(side=side, price=hold_price or price, available=available)
+        high = min(low * spread, most, cap)
         if high < low:
             return None
         return self.rng.randint(low, high) * market.lot_size
@@ -217,15 +236,14 @@ class MarketMaker:
         if band is not None:
             low, high = band
             # Trades move the band with the last price: keep the whole ladder inside it.
-            outer = max(1, mid * HALF_SPREAD_BPS // _BPS) + (LEVELS - 1) * max(
-                1, mid * LEVEL_GAP_BPS // _BPS
-            )
+            half, gap = spacing(anchor_ticks)
+            outer = half + LEVELS * gap  # LEVELS, not LEVELS - 1: the centre rounds down
             if low + outer <= high - outer:
                 mid = min(max(mid, low + outer), high - outer)
             else:
                 mid = (low + high) // 2
         self.mid_ticks = mid
-        quotes = ladder(mid_ticks=mid)
+        quotes = ladder(mid_ticks=mid, scale_ticks=anchor_ticks)
         if band is not None:
             quotes = [(side, ticks) for side, ticks in quotes if band[0] <= ticks <= band[1]]
         return quotes
@@ -240,7 +258,11 @@ class MarketMaker:
             return
         wanted = set(self._target(mid_ticks=self.mid_ticks, anchor_ticks=self.anchor_ticks))
         kept: set[tuple[str, int]] = set()
-        open_orders = list_orders(user=self.user, market=self.market, open_only=True)
+        mid = self.mid_ticks
+        # Only resting quotes: a taker order (IOC) still open here is about to expire.
+        open_orders = list_orders(user=self.user, market=self.market, open_only=True).filter(
+            time_in_force=TimeInForce.GTC
+        )
         still_open = set()
         for order in open_orders:
             still_open.add(order.pk)
@@ -259,7 +281,7 @@ class MarketMaker:
             self.report.cancelled += 1
         self.cancelling &= still_open
         available = self._available()
-        for side, ticks in sorted(wanted - kept, key=lambda q: (q[0], abs(q[1] - self.mid))):
+        for side, ticks in sorted(wanted - kept, key=lambda q: (q[0], abs(q[1] - mid))):
             price = self._price(ticks)
             quantity = self._quantity(
                 side=side, price=price, available=available[side], spread=SIZE_RANGE
@@ -270,29 +292,31 @@ class MarketMaker:
             if self._place(OrderSpec(side=side, price=price, quantity=quantity)):
                 available[side] -= price * quantity if side == OrderSide.BUY else quantity
 
-    @property
-    def mid(self) -> int:
-        return self.mid_ticks or 0
-
     def take(self) -> bool:
         """Cross the ladder's best opposite quote with a small market or IOC limit order."""
-        if not self.has_price:
+        if self.mid_ticks is None or self.anchor_ticks is None:
             return False
         side = self.rng.choice((OrderSide.BUY.value, OrderSide.SELL.value))
-        half = max(1, self.mid * HALF_SPREAD_BPS // _BPS)
-        # A buy crosses the best ask, a sell the best bid.
-        price = self._price(self.mid + half if side == OrderSide.BUY else max(1, self.mid - half))
-        band = band_limits(self.market)
-        as_market = self.rng.random() < 0.5 and band is not None
-        if as_market and side == OrderSide.BUY and band is not None:
-            budget_price = band[1]  # a market buy holds at the band's top
-        else:
-            budget_price = price
+        # A buy crosses the best ask, a sell the best bid (the first of that side).
+        quotes = ladder(mid_ticks=self.mid_ticks, scale_ticks=self.anchor_ticks)
+        opposite = [ticks for s, ticks in quotes if s != side]
+        if not opposite:
+            return False
+        price = self._price(opposite[0])
+        band, last = band_limits(self.market), self.market.last_price
+        as_market = self.rng.random() < 0.5 and band is not None and last is not None
+        value_price, hold_price = price, price
+        if as_market and band is not None and last is not None:
+            # Validation values a market order at the last price; a market buy holds at
+            # the band's top.
+            value_price = last
+            hold_price = band[1] if side == OrderSide.BUY else last
         quantity = self._quantity(
             side=side,
-            price=budget_price,
+            price=min(value_price, price),  # enough lots at either price
             available=self._available()[side],
             spread=TAKE_RANGE,
+            hold_price=hold_price,
         )
         if quantity is None:
             self.report.skipped["low_balance"] += 1

@@ -139,12 +139,13 @@ def test_requoting_cancels_stale_quotes_and_keeps_one_ladder() -> None:
 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.usefixtures("demo")
-def test_taking_liquidity_makes_trades_and_moves_the_last_price() -> None:
+@pytest.mark.parametrize(("symbol", "seed"), [("USDT-IRT", 5), ("BTC-USDT", 6), ("ETH-USDT", 7)])
+def test_taking_liquidity_makes_trades_and_moves_the_last_price(symbol: str, seed: int) -> None:
     markets = _markets()
     report = MakerReport()
     maker = fund_maker(assets=[a for m in markets for a in (m.base, m.quote)])
-    usdt_irt = next(m for m in markets if m.symbol == "USDT-IRT")
-    quoter = MarketMaker(market=usdt_irt, user=maker, seed=5, report=report)
+    market = next(m for m in markets if m.symbol == symbol)
+    quoter = MarketMaker(market=market, user=maker, seed=seed, report=report)
     with loops_running(SYMBOLS):
         quoter.round(now=0.0)  # quotes and schedules the first take
         wait_settled(SYMBOLS)
@@ -153,12 +154,13 @@ def test_taking_liquidity_makes_trades_and_moves_the_last_price() -> None:
             wait_settled(SYMBOLS)
 
     assert report.taken == 8
-    trades = Trade.objects.filter(market=usdt_irt)
+    assert not report.refused
+    trades = Trade.objects.filter(market=market)
     assert trades.count() >= report.taken
-    takers = Order.objects.filter(user=maker, market=usdt_irt).exclude(time_in_force="gtc")
+    takers = Order.objects.filter(user=maker, market=market).exclude(time_in_force="gtc")
     assert {o.order_type for o in takers} == {OrderType.MARKET, OrderType.LIMIT}
-    usdt_irt.refresh_from_db()
-    assert usdt_irt.last_price == trades.order_by("-seq").values_list("price", flat=True).first()
+    market.refresh_from_db()
+    assert market.last_price == trades.order_by("-seq").values_list("price", flat=True).first()
     assert_ledger_clean()
 
 
@@ -323,12 +325,20 @@ def test_the_walk_is_bounded_pulled_back_and_integer() -> None:
 
 
 def test_the_ladder_has_levels_a_side_with_bids_below_asks() -> None:
-    quotes = ladder(mid_ticks=10_000)
+    quotes = ladder(mid_ticks=10_000, scale_ticks=10_000)
     bids = [t for s, t in quotes if s == "buy"]
     asks = [t for s, t in quotes if s == "sell"]
     assert bids == [9995, 9991, 9987, 9983]
     assert asks == [10005, 10009, 10013, 10017]
-    assert all(t >= 1 for _s, t in ladder(mid_ticks=2))
+    assert all(t >= 1 for _s, t in ladder(mid_ticks=2, scale_ticks=2))
+
+
+def test_a_small_move_of_the_mid_keeps_the_ladder_on_its_grid() -> None:
+    before = ladder(mid_ticks=10_000, scale_ticks=10_000)
+
+    assert ladder(mid_ticks=10_003, scale_ticks=10_000) == before  # under one gap (4 ticks)
+    moved = ladder(mid_ticks=10_004, scale_ticks=10_000)
+    assert len(set(moved) & set(before)) == 2 * LEVELS - 2  # one level a side replaced
 
 
 def test_min_lots_meets_min_quantity_and_min_notional() -> None:
