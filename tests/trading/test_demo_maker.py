@@ -16,10 +16,11 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db.models import Sum
 
-from accounts.models import Deposit, EntryKind, JournalEntry, User
+from accounts.models import Asset, Deposit, EntryKind, JournalEntry, User
 from accounts.selectors import get_balance
 from markets.models import Market, MarketStatus
 from tests.conftest import assert_ledger_clean, fund
+from tests.factories import MarketFactory
 from tests.trading.pipeline_helpers import loops_running, wait_settled
 from trading.demo_maker import (
     FUNDS,
@@ -33,7 +34,9 @@ from trading.demo_maker import (
     run_demo_maker,
     walk_step,
 )
+from trading.errors import OrderNotOpen
 from trading.history import PROFILES
+from trading.management.commands.demo_maker import _on_signals
 from trading.models import OPEN_STATUSES, Order, OrderStatus, OrderType, Trade
 from trading.services.orders import place_order
 from trading.validation import OrderSpec, band_limits
@@ -352,3 +355,143 @@ def test_min_lots_meets_min_quantity_and_min_notional() -> None:
     assert min_lots(market, D("30000")) == 4  # 3 lots are 90,000 IRT: below the minimum
     market.min_quantity = D("7")
     assert min_lots(market, D("100000")) == 7
+
+
+def _quoter(symbol: str, *, seed: int = 1) -> tuple[MarketMaker, MakerReport]:
+    market = Market.objects.select_related("base", "quote").get(symbol=symbol)
+    report = MakerReport()
+    maker = fund_maker(assets=[market.base, market.quote])
+    return MarketMaker(market=market, user=maker, seed=seed, report=report), report
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("demo")
+def test_a_mid_outside_the_band_is_pulled_back_into_it() -> None:
+    quoter, report = _quoter("BTC-USDT")
+    quoter.mid_ticks = 7_000_000  # 70,000 USDT: above the ±10% band around 60,000
+
+    with loops_running(["BTC-USDT"]):
+        quoter.quote()
+        wait_settled(["BTC-USDT"])
+
+    assert not report.refused
+    assert report.placed == 2 * LEVELS
+    assert quoter.mid_ticks is not None
+    assert quoter.mid_ticks <= 6_600_000
+    for order in _open_quotes(quoter.market):
+        _assert_within_rules(order, quoter.market)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("demo")
+def test_a_band_narrower_than_the_ladder_keeps_only_the_levels_inside_it() -> None:
+    # ±0.05% of 60,000 is ±30 USDT: room for the best bid and ask (5 bps away), no more.
+    Market.objects.filter(symbol="BTC-USDT").update(price_band_pct=D("0.05"))
+    quoter, report = _quoter("BTC-USDT")
+
+    with loops_running(["BTC-USDT"]):
+        quoter.quote()
+        wait_settled(["BTC-USDT"])
+
+    assert not report.refused
+    quotes = _open_quotes(quoter.market)
+    assert sorted((o.side, o.price) for o in quotes) == [("buy", D("59970")), ("sell", D("60030"))]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("demo")
+def test_a_cancel_only_market_gets_its_quotes_cancelled_and_no_new_ones() -> None:
+    quoter, report = _quoter("ETH-USDT", seed=3)
+    with loops_running(["ETH-USDT"]):
+        quoter.quote()
+        wait_settled(["ETH-USDT"])
+        Market.objects.filter(symbol="ETH-USDT").update(status=MarketStatus.CANCEL_ONLY)
+        assert quoter.mid_ticks is not None
+        quoter.mid_ticks += 1000  # 10 USDT: every quote is off the new ladder
+        quoter.quote()
+        wait_settled(["ETH-USDT"])
+
+    assert report.cancelled == 2 * LEVELS
+    assert report.refused == {"market_cancel_only": 2 * LEVELS}
+    assert "refused {'market_cancel_only': 8}" in report.summary()
+    assert not _open_quotes(quoter.market)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("demo")
+def test_a_quote_that_closed_before_its_cancel_is_left_alone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    quoter, report = _quoter("ETH-USDT", seed=3)
+    with loops_running(["ETH-USDT"]):
+        quoter.quote()
+        wait_settled(["ETH-USDT"])
+
+        def filled_meanwhile(**kwargs: object) -> Order:
+            # The race: the quote filled between the maker listing it and cancelling it.
+            raise OrderNotOpen("The order is already filled.", field="order_id")
+
+        monkeypatch.setattr("trading.demo_maker.cancel_order", filled_meanwhile)
+        assert quoter.mid_ticks is not None
+        quoter.mid_ticks += 1000
+        quoter.quote()
+        wait_settled(["ETH-USDT"])
+
+    assert report.cancelled == 0
+    assert report.refused == {"order_not_open": 2 * LEVELS}
+    assert report.placed == 4 * LEVELS  # the new ladder was placed all the same
+    assert quoter.cancelling == set()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("demo")
+def test_without_funds_it_takes_nothing() -> None:
+    market = Market.objects.select_related("base", "quote").get(symbol="USDT-IRT")
+    user = User.objects.create_user(email="empty-maker@exchange.localhost")
+    report = MakerReport()
+    quoter = MarketMaker(market=market, user=user, seed=1, report=report)
+
+    assert quoter.take() is False
+    assert quoter.take() is False
+
+    assert report.skipped == {"low_balance": 2}
+    assert report.taken == 0
+    assert "skipped {'low_balance': 2}" in report.summary()
+    assert not Order.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("demo")
+def test_with_no_price_at_all_it_takes_nothing() -> None:
+    Market.objects.filter(symbol="ETH-USDT").update(last_price=None)
+    quoter, report = _quoter("ETH-USDT")
+
+    assert quoter.take() is False
+
+    assert report.placed == 0
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("demo")
+def test_by_default_only_the_demo_markets_are_quoted() -> None:
+    MarketFactory.create(
+        symbol="ETH-BTC",
+        base=Asset.objects.get(code="ETH"),
+        quote=Asset.objects.get(code="BTC"),
+        last_price=D("0.05"),
+    )
+    with loops_running(SYMBOLS):
+        text = _maker_command("--once")
+        wait_settled(SYMBOLS)
+
+    assert "quoting BTC-USDT, ETH-USDT, USDT-IRT" in text
+    assert not Order.objects.filter(market__symbol="ETH-BTC").exists()
+
+
+def test_signals_are_left_alone_outside_the_main_thread() -> None:
+    found: list[object] = []
+    thread = threading.Thread(target=lambda: found.append(_on_signals(threading.Event())))
+    thread.start()
+    thread.join()
+
+    assert found == [{}]
