@@ -210,7 +210,8 @@ def test_killed_worker_is_restarted_and_sigterm_stops_everything(run_up) -> None
     assert home_page_status(port) == 200  # the rest of the exchange never stopped
     started = descendants(proc.pid)
     assert third in started
-    assert len(started) >= 8  # four supervisors and the four processes they run
+    assert len(started) >= 10  # five supervisors and the five processes they run
+    assert any("demo_maker" in argv(pid) for pid in started)  # DEMO_MAKER_ENABLED by default
 
     proc.send_signal(signal.SIGTERM)
     began = time.monotonic()

@@ -309,6 +309,9 @@ LOOP_DB_STATEMENT_TIMEOUT_MS = env_int("LOOP_DB_STATEMENT_TIMEOUT_MS", 60_000)
 # place_order commits the orders a process's threads place at the same moment in one
 # transaction (trading.services.accept_batch); off: one transaction per order.
 ACCEPT_BATCHING = env_bool("ACCEPT_BATCHING", True)
+# The demo market maker (`manage.py demo_maker`, started by `./run up`) quotes the demo
+# markets from its own funded account; never wanted on a real exchange, so off unless DEBUG.
+DEMO_MAKER_ENABLED = env_bool("DEMO_MAKER_ENABLED", DEBUG)
 
 # Security: all on unless DEBUG; `check --deploy` stays silent with production values.
 SECURE_CONTENT_TYPE_NOSNIFF = True
