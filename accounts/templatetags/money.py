@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 
 from django import template
 
-from accounts.amounts import format_amount
+from accounts.amounts import format_amount, money_context
 from accounts.models import Asset
 
 register = template.Library()
@@ -37,3 +37,14 @@ def percent(value: Decimal | None) -> str:
     if value is None:
         return ""
     return f"{amount(value * 100)}%"
+
+
+@register.filter
+def rounded_amount(value: Decimal | None, asset: Asset) -> str:
+    """An estimate rounded (half-even) to its asset's places, for display: 30000.0049999
+    USDT -> "30000.005000". Only for figures that are estimates, never for balances."""
+    if value is None:
+        return ""
+    with money_context():
+        places = Decimal(1).scaleb(-asset.decimals)
+        return format_amount(value.quantize(places, rounding=ROUND_HALF_EVEN), asset.decimals)
