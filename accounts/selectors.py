@@ -14,6 +14,7 @@ from decimal import Decimal
 from django.db.models import Count, Q, QuerySet, Sum
 from django.utils import timezone
 
+from accounts.amounts import money_context
 from accounts.errors import NotFound, UnknownAsset
 from accounts.models import (
     ZERO,
@@ -210,4 +211,7 @@ def estimate_value(
     if asset_code == quote_code:
         return amount
     price = prices.get(asset_code)
-    return None if price is None else amount * price
+    if price is None:
+        return None
+    with money_context():  # 36 x 36 digits fit in its 80: exact, or it raises
+        return amount * price

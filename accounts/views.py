@@ -20,6 +20,7 @@ from django.utils.cache import add_never_cache_headers
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from accounts.amounts import money_context
 from accounts.errors import UnknownAsset
 from accounts.forms import (
     ApiKeyCreateForm,
@@ -292,7 +293,8 @@ def _valuation(rows: list[dict[str, object]]) -> dict[str, object]:
             if held:
                 unpriced.append(asset.code)
         else:
-            total += value
+            with money_context():
+                total += value
     return {"value_asset": quote, "value_total": total, "unpriced": unpriced}
 
 

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import ROUND_HALF_EVEN, Context, Decimal, InvalidOperation
 
 from django import template
 
-from accounts.amounts import format_amount, money_context
+from accounts.amounts import format_amount
 from accounts.models import Asset
 
 register = template.Library()
+# Rounding an estimate for display: wide enough for any DecimalField(36, 18) product, and
+# allowed to round (money_context would raise on the Inexact that rounding is).
+_DISPLAY_ROUNDING = Context(prec=80, rounding=ROUND_HALF_EVEN, traps=[InvalidOperation])
 
 
 @register.filter
@@ -45,6 +48,5 @@ def rounded_amount(value: Decimal | None, asset: Asset) -> str:
     USDT -> "30000.005000". Only for figures that are estimates, never for balances."""
     if value is None:
         return ""
-    with money_context():
-        places = Decimal(1).scaleb(-asset.decimals)
-        return format_amount(value.quantize(places, rounding=ROUND_HALF_EVEN), asset.decimals)
+    rounded = value.quantize(Decimal(1).scaleb(-asset.decimals), context=_DISPLAY_ROUNDING)
+    return format_amount(rounded, asset.decimals)
