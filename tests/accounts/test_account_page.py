@@ -255,3 +255,25 @@ def test_persian_page(client: Client, alice: User, usdt: Asset, limits: None) ->
     cells = [c.split("</td>")[0] for c in usdt_row.split('class="num">')[1:]]
     assert cells == [fa("1000"), fa("0"), fa("1000"), fa("50000")]
     assert f'id="api-keys-count">{fa("1")}<' in body
+
+
+def test_left_today_is_what_the_withdrawal_service_allows(
+    client: Client, alice: User, usdt: Asset, limits: None
+) -> None:
+    from accounts.errors import WithdrawalLimitExceeded
+
+    fund(alice, usdt, "2000")
+    enable_totp(alice)
+    request_withdrawal(user=alice, asset=usdt, amount=Decimal("400"), address="TAliceAddress1")
+    body = page(client, alice)
+    usdt_row = body.split('id="limit-USDT"')[1].split("</tr>")[0]
+    left = Decimal([c.split("</td>")[0] for c in usdt_row.split('class="num">')[1:]][2])
+    assert left == Decimal("600")
+
+    with pytest.raises(WithdrawalLimitExceeded):
+        request_withdrawal(user=alice, asset=usdt, amount=left + 1, address="TAliceAddress1")
+    request_withdrawal(user=alice, asset=usdt, amount=left, address="TAliceAddress1")
+
+    body = page(client, alice)
+    usdt_row = body.split('id="limit-USDT"')[1].split("</tr>")[0]
+    assert [c.split("</td>")[0] for c in usdt_row.split('class="num">')[1:]][1:3] == ["1000", "0"]
