@@ -277,3 +277,50 @@ def test_left_today_is_what_the_withdrawal_service_allows(
     body = page(client, alice)
     usdt_row = body.split('id="limit-USDT"')[1].split("</tr>")[0]
     assert [c.split("</td>")[0] for c in usdt_row.split('class="num">')[1:]][1:3] == ["1000", "0"]
+
+
+def test_fee_card_shows_the_real_30_day_volume(client: Client, ledger_drift: None) -> None:
+    """Trades rolled up and tiers assigned the nightly way: the card says what /account/fees/
+    says (the same selector), for the trader only. The trade rows are written straight to
+    the table (reporting's helper, no orders behind them), hence no ledger audit."""
+    from datetime import time, timedelta
+    from zoneinfo import ZoneInfo
+
+    from reporting.calendars import local_today
+    from reporting.rollup import rollup
+    from reporting.tiers import assign_fee_tiers
+    from tests.factories import AssetFactory, MarketFactory, UserFactory
+    from tests.reporting.helpers import TradeRows
+
+    for name, low, maker, taker in [
+        ("Base", "0", "0.0009", "0.0019"),
+        ("Pro", "1000", "0.0005", "0.0015"),
+    ]:
+        FeeTier.objects.create(
+            name=name,
+            min_volume_30d=Decimal(low),
+            maker_fee=Decimal(maker),
+            taker_fee=Decimal(taker),
+        )
+    usdt = AssetFactory.create(code="USDT", decimals=6)
+    market = MarketFactory.create(base=AssetFactory.create(code="BTC"), quote=usdt)
+    trader, counterparty, idle = UserFactory.create(), UserFactory.create(), UserFactory.create()
+    today = local_today()
+    moment = datetime.combine(
+        today - timedelta(days=2), time(12), ZoneInfo(settings.REPORTING_TIME_ZONE)
+    )
+    TradeRows().add(
+        market, buyer=trader, seller=counterparty, at=moment, price="1200", taker_fee="0.5"
+    )
+    rollup()
+    assign_fee_tiers(today)
+
+    body = page(client, trader)
+    assert 'id="fee-tier" class="ltr">Pro<' in body
+    assert 'id="fee-rates" class="ltr">0.05% / 0.15%<' in body
+    assert 'id="volume-30d" class="num ltr">1200 USDT<' in body
+
+    body = page(client, idle)  # no trades: not assigned, the markets' fees apply
+    assert 'id="fee-tier" class="ltr">Standard (market fees)<' in body
+    assert 'class="num ltr" id="to-next">1000 USDT<' in body
+    assert 'id="volume-30d" class="num ltr">0 USDT<' in body
