@@ -6,19 +6,26 @@ every per-user selector: another user's id looks exactly like a missing one (Not
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime, time
 from decimal import Decimal
 
-from django.db.models import QuerySet
+from django.db.models import Count, Q, QuerySet, Sum
+from django.utils import timezone
 
+from accounts.amounts import money_context
 from accounts.errors import NotFound, UnknownAsset
 from accounts.models import (
     ZERO,
+    ApiKey,
     Asset,
     Balance,
     Deposit,
+    KycLevel,
     Posting,
     User,
+    WebhookEndpoint,
     Withdrawal,
     WithdrawalLimit,
     WithdrawalStatus,
@@ -111,3 +118,100 @@ def find_withdrawal_limit(*, asset: Asset, kyc_level: int) -> Decimal | None:
         .values_list("daily_amount", flat=True)
         .first()
     )
+
+
+@dataclass(frozen=True, slots=True)
+class LevelLimit:
+    """One asset's daily withdrawal limit at the user's KYC level and at the next one.
+
+    None for a limit means no limit row: withdrawing that asset is not allowed at that level.
+    `used_today` counts what the withdrawal service counts against the limit: today's (UTC)
+    requests that were not rejected, fees excluded.
+    """
+
+    asset: Asset
+    daily_amount: Decimal | None
+    next_daily_amount: Decimal | None
+    used_today: Decimal
+
+    @property
+    def left_today(self) -> Decimal:
+        if self.daily_amount is None:
+            return ZERO
+        return max(self.daily_amount - self.used_today, ZERO)
+
+
+def next_kyc_level(level: int) -> int | None:
+    """The KYC level above `level`, or None at the highest."""
+    higher = [value for value in KycLevel.values if value > level]
+    return min(higher) if higher else None
+
+
+def withdrawn_today(*, user: User) -> dict[int, Decimal]:
+    """Per asset id, the amount of the user's withdrawals requested today (UTC) and not
+    rejected: the sum the service's daily-limit check compares with the limit."""
+    day_start = timezone.make_aware(datetime.combine(timezone.now().date(), time.min))
+    rows = (
+        Withdrawal.objects.filter(user=user, created_at__gte=day_start)
+        .exclude(status=WithdrawalStatus.REJECTED)
+        .values("asset_id")
+        .annotate(total=Sum("amount"))
+        .values_list("asset_id", "total")
+    )
+    return {asset_id: total or ZERO for asset_id, total in rows}
+
+
+def list_level_limits(*, user: User) -> list[LevelLimit]:
+    """The daily withdrawal limits of every active asset at the user's level and the next,
+    with today's used amount. Three queries whatever the number of assets."""
+    level = user.kyc_level
+    following = next_kyc_level(level)
+    levels = [level] if following is None else [level, following]
+    amounts = {
+        (asset_id, kyc_level): daily
+        for asset_id, kyc_level, daily in WithdrawalLimit.objects.filter(
+            kyc_level__in=levels
+        ).values_list("asset_id", "kyc_level", "daily_amount")
+    }
+    used = withdrawn_today(user=user)
+    return [
+        LevelLimit(
+            asset=asset,
+            daily_amount=amounts.get((asset.pk, level)),
+            next_daily_amount=None if following is None else amounts.get((asset.pk, following)),
+            used_today=used.get(asset.pk, ZERO),
+        )
+        for asset in list_assets()
+    ]
+
+
+def count_active_api_keys(*, user: User) -> int:
+    """The user's API keys that are neither revoked nor expired."""
+    return (
+        ApiKey.objects.filter(user=user, revoked_at__isnull=True)
+        .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now()))
+        .count()
+    )
+
+
+def count_webhook_endpoints(*, user: User) -> tuple[int, int]:
+    """(all, active) of the user's webhook endpoints."""
+    counts = WebhookEndpoint.objects.filter(user=user).aggregate(
+        total=Count("pk"), active=Count("pk", filter=Q(is_active=True))
+    )
+    return counts["total"], counts["active"]
+
+
+def estimate_value(
+    *, asset_code: str, amount: Decimal, quote_code: str, prices: Mapping[str, Decimal]
+) -> Decimal | None:
+    """`amount` of `asset_code` in `quote_code` at `prices` (base code -> last price in the
+    quote): the quote itself counts 1:1, an asset without a price is None. Exact: no
+    rounding here, the template rounds for display."""
+    if asset_code == quote_code:
+        return amount
+    price = prices.get(asset_code)
+    if price is None:
+        return None
+    with money_context():  # 36 x 36 digits fit in its 80: exact, or it raises
+        return amount * price

@@ -6,6 +6,8 @@ writes a row itself.
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from allauth.mfa.models import Authenticator
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -18,6 +20,8 @@ from django.utils.cache import add_never_cache_headers
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from accounts.amounts import money_context
+from accounts.errors import UnknownAsset
 from accounts.forms import (
     ApiKeyCreateForm,
     WebhookCreateForm,
@@ -26,8 +30,10 @@ from accounts.forms import (
     deposit_reference,
 )
 from accounts.http import actor_context
-from accounts.models import AuditLog, User
+from accounts.models import Asset, AuditLog, Balance, User
 from accounts.selectors import (
+    estimate_value,
+    get_asset,
     list_assets,
     list_balances,
     list_deposits,
@@ -46,6 +52,7 @@ from accounts.services.webhooks import (
 )
 from accounts.services.withdrawals import request_withdrawal
 from exchange.errors import DomainError, NotFound
+from markets.selectors import last_prices
 
 HISTORY_ROWS = 50  # a page of history; older rows belong to an export, not to this page
 SECURITY_EVENTS_SHOWN = 15
@@ -64,6 +71,7 @@ SECURITY_ACTIONS = (
     "webhook.deleted",
 )
 DELIVERIES_SHOWN = 50  # the page shows recent deliveries; the API pages through all
+VALUE_ASSET = "USDT"  # the wallet's estimated values: the quote asset of the demo markets
 
 
 @require_GET
@@ -242,11 +250,15 @@ def security(request: HttpRequest) -> HttpResponse:
 
 def _wallet_context(user: User, form: WithdrawalForm) -> dict[str, object]:
     balances = {b.asset_id: b for b in list_balances(user=user)}
-    rows = [{"asset": asset, "balance": balances.pop(asset.pk, None)} for asset in list_assets()]
+    rows: list[dict[str, object]] = [
+        {"asset": asset, "balance": balances.pop(asset.pk, None)} for asset in list_assets()
+    ]
     # A delisted asset the user still holds stays visible: they must be able to see it.
     rows += [{"asset": balance.asset, "balance": balance} for balance in balances.values()]
+    valuation = _valuation(rows)
     return {
         "rows": rows,
+        **valuation,
         "form": form,
         "reference": deposit_reference(user),
         "has_totp": has_totp(user=user),
@@ -254,6 +266,36 @@ def _wallet_context(user: User, form: WithdrawalForm) -> dict[str, object]:
         "withdrawals": list_withdrawals(user=user)[:HISTORY_ROWS],
         "ledger": list_ledger(user=user)[:HISTORY_ROWS],
     }
+
+
+def _valuation(rows: list[dict[str, object]]) -> dict[str, object]:
+    """Give each wallet row its estimated value in VALUE_ASSET (None: no market prices it)
+    and sum the priced ones; the unpriced holdings are named so the page can say so."""
+    try:
+        quote = get_asset(code=VALUE_ASSET)
+    except UnknownAsset:
+        quote = None
+    prices = last_prices(quote_code=VALUE_ASSET) if quote is not None else {}
+    total = Decimal(0)
+    unpriced = []
+    for row in rows:
+        asset, balance = row["asset"], row["balance"]
+        if not isinstance(asset, Asset):  # unreachable: rows are built above
+            raise TypeError("wallet row without an asset")
+        held = balance.total if isinstance(balance, Balance) else Decimal(0)
+        value = None
+        if quote is not None:
+            value = estimate_value(
+                asset_code=asset.code, amount=held, quote_code=quote.code, prices=prices
+            )
+        row["value"] = value
+        if value is None:
+            if held:
+                unpriced.append(asset.code)
+        else:
+            with money_context():
+                total += value
+    return {"value_asset": quote, "value_total": total, "unpriced": unpriced}
 
 
 def _user(request: HttpRequest) -> User:

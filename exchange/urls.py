@@ -43,6 +43,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
+    path("account/", account_views.account, name="account"),
     path("account/fees/", account_views.fees, name="fees"),
     path("", include("markets.urls")),
     path("", include("trading.urls")),

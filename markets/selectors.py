@@ -97,6 +97,18 @@ def list_markets(
     return markets
 
 
+def last_prices(*, quote_code: str) -> dict[str, Decimal]:
+    """Base asset code -> last trade price of the listed BASE-`quote_code` markets that have
+    traded (Market.last_price, moved by settlement). One query; a market that never traded
+    is absent."""
+    rows = (
+        Market.objects.filter(listed=True, quote__code=quote_code, last_price__isnull=False)
+        .order_by("symbol")
+        .values_list("base__code", "last_price")
+    )
+    return {base: price for base, price in rows if price is not None}
+
+
 # Market data (markets.marketdata): the only readers of candles, tickers, depth and trades.
 # Imported last: those modules use get_market above.
 from markets.marketdata.candles import candles  # noqa: E402
@@ -111,6 +123,7 @@ __all__ = [
     "depth",
     "get_current_market",
     "get_market",
+    "last_prices",
     "list_markets",
     "recent_trades",
     "ticker",

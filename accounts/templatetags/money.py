@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Context, Decimal, InvalidOperation
 
 from django import template
 
@@ -10,6 +10,9 @@ from accounts.amounts import format_amount
 from accounts.models import Asset
 
 register = template.Library()
+# Rounding an estimate for display: wide enough for any DecimalField(36, 18) product, and
+# allowed to round (money_context would raise on the Inexact that rounding is).
+_DISPLAY_ROUNDING = Context(prec=80, rounding=ROUND_HALF_EVEN, traps=[InvalidOperation])
 
 
 @register.filter
@@ -37,3 +40,13 @@ def percent(value: Decimal | None) -> str:
     if value is None:
         return ""
     return f"{amount(value * 100)}%"
+
+
+@register.filter
+def rounded_amount(value: Decimal | None, asset: Asset) -> str:
+    """An estimate rounded (half-even) to its asset's places, for display: 30000.0049999
+    USDT -> "30000.005000". Only for figures that are estimates, never for balances."""
+    if value is None:
+        return ""
+    rounded = value.quantize(Decimal(1).scaleb(-asset.decimals), context=_DISPLAY_ROUNDING)
+    return format_amount(rounded, asset.decimals)

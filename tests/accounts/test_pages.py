@@ -25,6 +25,7 @@ from accounts.models import (
 )
 from tests.accounts.web_support import enable_totp, login_with_totp, totp_code, wrong_code
 from tests.conftest import PASSWORD, fund
+from tests.factories import MarketFactory
 
 PAGES = ["wallet", "api_keys", "security"]
 
@@ -359,3 +360,118 @@ def test_wallet_form_is_csrf_protected(funded_alice: User, assets: dict[str, Ass
 
     assert response.status_code == 403
     assert books(funded_alice) == before
+
+
+# --- wallet: estimated value in USDT
+
+
+def value_cells(body: str) -> dict[str, str]:
+    """Asset code -> the text of its estimated-value cell on the wallet page."""
+    cells = {}
+    tbody = body.split('id="balances"')[1].split("<tbody>")[1].split("</tbody>")[0]
+    for row in tbody.split("<tr>")[1:]:
+        code = row.split('class="asset-code">')[1].split("<")[0]
+        cells[code] = row.split("data-value=")[1].split(">", 1)[1].split("</td>")[0]
+    return cells
+
+
+def value_total(body: str) -> str:
+    return body.split('id="value-total"><strong>')[1].split("</strong>")[0]
+
+
+@pytest.fixture
+def priced(assets: dict[str, Asset]) -> None:
+    """BTC-USDT last traded at 60000.01, ETH-USDT never traded, USDT-IRT (IRT is the quote,
+    so it does not price IRT in USDT), and an unlisted XRP-like market with a price."""
+    usdt = assets["USDT"]
+    MarketFactory.create(base=assets["BTC"], quote=usdt, last_price=Decimal("60000.01"))
+    MarketFactory.create(base=assets["ETH"], quote=usdt, last_price=None)
+    MarketFactory.create(
+        base=usdt,
+        quote=assets["IRT"],
+        tick_size=Decimal("10"),
+        lot_size=Decimal("1"),
+        min_quantity=Decimal("1"),
+        last_price=Decimal("100000"),
+    )
+
+
+@pytest.mark.django_db
+def test_wallet_estimated_value_exact(
+    client: Client, alice: User, mallory: User, assets: dict[str, Asset], priced: None
+) -> None:
+    fund(alice, assets["BTC"], "0.12345678")
+    fund(alice, assets["USDT"], "100.5")
+    fund(alice, assets["ETH"], "2")
+    fund(alice, assets["IRT"], "1000")
+    fund(mallory, assets["BTC"], "3")  # someone else's holdings count nowhere
+    client.force_login(alice)
+
+    body = client.get(reverse("wallet")).content.decode()
+
+    # 0.12345678 * 60000.01 = 7407.4080345678 -> 7407.408035 (USDT has 6 places)
+    assert value_cells(body) == {
+        "BTC": "7407.408035",
+        "ETH": "—",
+        "IRT": "—",
+        "USDT": "100.500000",
+    }
+    assert value_total(body) == "7507.908035 USDT"  # 7507.9080345678, rounded once
+    assert "Estimated value (USDT)" in body
+    assert "Not included in the total (no market price): ETH, IRT." in body
+
+
+@pytest.mark.django_db
+def test_wallet_estimated_value_counts_locked_funds_and_skips_unlisted_markets(
+    client: Client, alice: User, assets: dict[str, Asset], priced: None
+) -> None:
+    from accounts.services.withdrawals import request_withdrawal
+    from markets.models import Market
+
+    Market.objects.filter(symbol="BTC-USDT").update(listed=False)
+    fund(alice, assets["USDT"], "10")
+    fund(alice, assets["BTC"], "1")
+    WithdrawalLimit.objects.create(
+        asset=assets["USDT"], kyc_level=KycLevel.EMAIL_VERIFIED, daily_amount=Decimal("100")
+    )
+    enable_totp(alice)
+    request_withdrawal(user=alice, asset=assets["USDT"], amount=Decimal("4"), address="TAddr1")
+    assert Balance.objects.get(user=alice, asset=assets["USDT"]).locked == Decimal("4")
+    client.force_login(alice)
+
+    body = client.get(reverse("wallet")).content.decode()
+
+    assert value_cells(body)["BTC"] == "—"
+    assert value_total(body) == "10.000000 USDT"
+    assert "(no market price): BTC." in body
+
+
+@pytest.mark.django_db
+def test_wallet_estimated_value_without_holdings(
+    client: Client, alice: User, assets: dict[str, Asset], priced: None
+) -> None:
+    client.force_login(alice)
+
+    body = client.get(reverse("wallet")).content.decode()
+
+    assert value_cells(body) == {"BTC": "0.000000", "ETH": "—", "IRT": "—", "USDT": "0.000000"}
+    assert value_total(body) == "0.000000 USDT"
+    assert 'id="value-unpriced"' not in body  # nothing held goes unpriced
+
+
+@pytest.mark.django_db
+def test_wallet_persian_dates_and_estimated_value(
+    client: Client, alice: User, assets: dict[str, Asset], priced: None
+) -> None:
+    fund(alice, assets["USDT"], "5")
+    client.force_login(alice)
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "fa"
+
+    body = client.get(reverse("wallet")).content.decode()
+
+    assert "ارزش تخمینی (USDT)" in body  # "Estimated value (USDT)"
+    assert "جمع تخمینی" in body  # "Estimated total"
+    deposit_row = body.split('id="deposits"')[1].split("<tbody>")[1].split("</tr>")[0]
+    date_cell = deposit_row.split('<td class="mono">')[1].split("</td>")[0]
+    assert date_cell[:2] == "\u06f1\u06f4"  # a Jalali year 14xx in Persian digits
+    assert not any(ch.isascii() and ch.isdigit() for ch in date_cell)
