@@ -26,6 +26,7 @@ PAGES = [
     ("webhooks", "/webhooks/"),
     ("security", "/security/"),
     ("fees", "/account/fees/"),
+    ("account", "/account/"),
 ]
 
 
