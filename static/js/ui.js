@@ -74,13 +74,15 @@
     return "";
   }
 
+  const zoneMeta = document.querySelector('meta[name="time-zone"]');
+  const zone = (zoneMeta && zoneMeta.content) || "UTC";
   const timeFormat = new Intl.DateTimeFormat(isFa ? "fa-IR-u-ca-persian-nu-arabext" : "en-GB", {
-    timeZone: document.documentElement.dataset.timeZone || "Asia/Tehran",
+    timeZone: zone,
     year: "numeric", month: "2-digit", day: "2-digit",
     hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false,
   });
   const clockFormat = new Intl.DateTimeFormat(isFa ? "fa-IR-u-nu-arabext" : "en-GB", {
-    timeZone: document.documentElement.dataset.timeZone || "Asia/Tehran",
+    timeZone: zone,
     hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false,
   });
   const when = (ms) => timeFormat.format(new Date(Number(ms)));
